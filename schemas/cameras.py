@@ -1,0 +1,84 @@
+"""Cameras and the retained `CameraSet` document.
+
+A camera URL may carry the stream's credentials: `redact_url` is the one
+place that removes them before a URL is logged, published or returned.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AfterValidator, Field, model_validator
+
+from schemas.base import WireModel
+from schemas.ids import CameraId, NodeId
+
+_SCHEMES = ("rtsp", "http", "https", "device")
+_DEVICE_RE = re.compile(r"^device://\d{1,3}$")
+
+
+def _check_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError("not a URL") from exc
+    if parts.scheme not in _SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(_SCHEMES)}")
+    if parts.scheme == "device":
+        if not _DEVICE_RE.fullmatch(url):
+            raise ValueError("a USB camera is device://N")
+    elif not parts.hostname:
+        raise ValueError("URL has no host")
+    if any(c.isspace() for c in url):
+        raise ValueError("URL contains whitespace")
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***` (user name kept)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+CameraUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_check_url)]
+
+
+class Camera(WireModel):
+    camera_id: CameraId
+    node_id: NodeId
+    name: Annotated[str, Field(max_length=200)] = ""
+    url: CameraUrl
+    enabled: bool = True
+    transport: Literal["auto", "tcp", "udp"] = "auto"
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]  # pydantic's own signature
+        # Never let a password reach a log line through repr().
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "url" else value
+
+
+class CameraSet(WireModel):
+    """A node's whole camera document; `revision` only grows."""
+
+    revision: Annotated[int, Field(ge=0)]
+    cameras: Annotated[list[Camera], Field(max_length=256)]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> CameraSet:
+        ids = [c.camera_id for c in self.cameras]
+        if len(set(ids)) != len(ids):
+            raise ValueError("camera ids must be unique")
+        return self
