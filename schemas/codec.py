@@ -58,6 +58,11 @@ class PayloadError(ValueError):
         return cls(f"{first['msg']}{more}", ".".join(path) or None)
 
 
+class TopicMismatchError(PayloadError):
+    """A valid event published on a topic it does not belong on: another
+    node's subtree, or the wrong kind."""
+
+
 def decode(payload: bytes, adapter: TypeAdapter[T]) -> T:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
@@ -78,10 +83,11 @@ def decode_channel(topic: ParsedTopic, payload: bytes) -> Any:
 
 def check_event_topic(topic: ParsedTopic, event: Event) -> None:
     if event.node_id != topic.node_id:
-        raise PayloadError(f"event of node {event.node_id!r} on node {topic.node_id!r}'s topic",
-                           "node_id")
+        raise TopicMismatchError(
+            f"event of node {event.node_id!r} on node {topic.node_id!r}'s topic", "node_id")
     if event_kind(event) != topic.kind:
-        raise PayloadError(f"{event.type} does not belong on events/{topic.kind}", "type")
+        raise TopicMismatchError(
+            f"{event.type} does not belong on events/{topic.kind}", "type")
 
 
 def encode(model: BaseModel) -> bytes:

@@ -8,6 +8,9 @@ the pattern is rejected at the boundary, so no later code has to think about
 from __future__ import annotations
 
 import re
+import secrets
+import time
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -45,3 +48,14 @@ UtcDatetime = Annotated[AwareDatetime, Field(strict=False), AfterValidator(_to_u
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A UUIDv7 (time-ordered, RFC 9562) in lowercase: a valid id everywhere."""
+    unix_ms = time.time_ns() // 1_000_000
+    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= secrets.randbits(12) << 64
+    value |= 0b10 << 62  # variant
+    value |= secrets.randbits(62)
+    return str(uuid.UUID(int=value))

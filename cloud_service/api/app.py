@@ -1,0 +1,35 @@
+"""The FastAPI application: routes, auth, /health and /metrics.
+
+`create_app` only wires things together; it opens no connection. The
+composition root (cloud_service.service) builds the context it serves.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cloud_service.api import cameras, nodes, recordings, schedules
+from cloud_service.api.auth import require_token
+from cloud_service.api.context import ApiContext
+
+VERSION = "0.1.0"
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    app = FastAPI(title="CCTV fleet cloud service", version=VERSION,
+                  description="Fleet state, schedules, recordings and commands.")
+    app.state.context = context
+    for module in (nodes, cameras, schedules, recordings):
+        app.include_router(module.router, dependencies=[Depends(require_token)])
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

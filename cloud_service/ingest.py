@@ -1,0 +1,159 @@
+"""Ingest: every message from the fleet parsed, stored once, then acknowledged.
+
+Messages are parsed as they arrive and queued; one writer task commits them
+in batches and only then resolves each message's future, which releases its
+PUBACK to the broker and publishes `EventAck` to the nodes. Bad input is
+logged with its reason and counted, never stored and never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from cloud_service.event_store import store_events
+from cloud_service.presence import apply_heartbeat, apply_state, apply_status
+from schemas.codec import PayloadError, TopicMismatchError, decode_channel, encode
+from schemas.events import EVENT_TYPES
+from schemas.ids import utc_now
+from schemas.status import EventAck, Heartbeat, NodeStatus, ReportedState
+from schemas.topics import Channel, ParsedTopic, TopicError, TopicTable
+
+logger = logging.getLogger(__name__)
+
+MESSAGES = Counter("cctv_ingest_messages_total", "Messages received, by channel", ["channel"])
+REJECTED = Counter("cctv_ingest_rejected_total", "Messages refused, by reason", ["reason"])
+EVENTS_STORED = Counter("cctv_ingest_events_stored_total", "Events stored", ["type"])
+EVENTS_DUPLICATE = Counter("cctv_ingest_events_duplicate_total", "Duplicate events ignored")
+BATCH_SECONDS = Histogram("cctv_ingest_batch_seconds", "Time to commit one batch")
+for _type in EVENT_TYPES:
+    EVENTS_STORED.labels(_type)
+for _reason in ("topic", "wrong_topic", "payload"):
+    REJECTED.labels(_reason)
+
+PUBACK_SUCCESS = 0
+SHARE_GROUP = "cctv-ingest"
+INBOUND = (Channel.EVENTS, Channel.HEARTBEAT, Channel.STATUS, Channel.STATE, Channel.REPLIES)
+
+
+@dataclass
+class _Pending:
+    topic: ParsedTopic
+    model: Any
+    done: asyncio.Future[None]
+
+
+Publish = Callable[[str, bytes], None]
+
+
+def ingest_subscriptions(topics: TopicTable, mqtt5: bool) -> list[str]:
+    """Events are shared between ingest processes when the broker can;
+    presence and state are retained and shared subscribers get no retained
+    messages, so every process subscribes to those directly."""
+    filters = [topics.subscription(c) for c in INBOUND]
+    if mqtt5:
+        filters[0] = topics.shared(SHARE_GROUP, filters[0])
+    return filters
+
+
+class Ingest:
+    def __init__(self, engine: Engine, topics: TopicTable, publish: Publish,
+                 batch_size: int = 500, batch_wait_s: float = 0.02) -> None:
+        self._engine = engine
+        self._topics = topics
+        self._publish = publish
+        self._batch_size = batch_size
+        self._batch_wait_s = batch_wait_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[ParsedTopic, Any], None]] = []
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def handle(self, topic: str, payload: bytes) -> int:
+        """Parse one message and wait until it is committed; the return value
+        is the PUBACK reason code."""
+        try:
+            parsed = self._topics.parse(topic)
+            model = decode_channel(parsed, payload)
+        except TopicError as exc:
+            return _reject("topic", topic, exc)
+        except TopicMismatchError as exc:
+            return _reject("wrong_topic", topic, exc)
+        except PayloadError as exc:
+            return _reject("payload", topic, exc)
+        MESSAGES.labels(parsed.channel.value).inc()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(parsed, model, done))
+        await done
+        return PUBACK_SUCCESS
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            deadline = asyncio.get_running_loop().time() + self._batch_wait_s
+            while len(batch) < self._batch_size:
+                timeout = deadline - asyncio.get_running_loop().time()
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(timeout, 0)))
+                except TimeoutError:
+                    break
+            try:
+                with BATCH_SECONDS.time():
+                    acked = await asyncio.to_thread(self._commit, batch)
+            except Exception as exc:  # loop edge: the batch is retried by the broker
+                logger.exception("ingest.batch_failed size=%d", len(batch))
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for node_id, upto in acked.items():
+                self._publish(self._topics.topic(node_id, Channel.ACKS),
+                              encode(EventAck(upto_seq=upto)))
+            for item in batch:
+                item.done.set_result(None)
+                for listener in self.listeners:
+                    listener(item.topic, item.model)
+
+    def _commit(self, batch: Sequence[_Pending]) -> dict[str, int]:
+        now = utc_now()
+        events = [p.model for p in batch if p.topic.channel is Channel.EVENTS]
+        with Session(self._engine) as session:
+            result = store_events(session, events, now) if events else None
+            for item in batch:
+                node_id, model = item.topic.node_id, item.model
+                if isinstance(model, NodeStatus):
+                    apply_status(session, node_id, model, now)
+                elif isinstance(model, ReportedState):
+                    apply_state(session, node_id, model, now)
+                elif isinstance(model, Heartbeat):
+                    apply_heartbeat(session, node_id, model, now)
+            session.commit()
+        if result is None:
+            return {}
+        EVENTS_DUPLICATE.inc(result.duplicates)
+        for type_, count in result.stored.items():
+            EVENTS_STORED.labels(type_).inc(count)
+        return result.acked
+
+
+def _reject(reason: str, topic: str, exc: ValueError) -> int:
+    REJECTED.labels(reason).inc()
+    logger.warning("ingest.rejected reason=%s topic=%s error=%s", reason, topic[:200], exc)
+    # Acknowledged all the same: redelivering a bad message would not mend it.
+    return PUBACK_SUCCESS

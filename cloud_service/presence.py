@@ -1,0 +1,53 @@
+"""Which node reports change what the cloud believes, pure decisions first.
+
+A node's session counter grows on every connect and its Last Will carries
+the session it was registered with, so a Will delivered late (after the node
+already reconnected) is recognised as stale and ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from cloud_service.event_store import ensure_node
+from schemas.status import Heartbeat, NodeStatus, ReportedState
+
+
+def status_applies(held_session: int, status: NodeStatus) -> bool:
+    """An `online` from this or a newer session applies; an `offline` only
+    from the session the cloud currently believes in (or a newer one)."""
+    return status.session >= held_session
+
+
+def apply_status(session: Session, node_id: str, status: NodeStatus, now: datetime) -> bool:
+    node = ensure_node(session, node_id, now)
+    if not status_applies(node.session, status):
+        return False
+    node.session = status.session
+    node.online = status.state == "online"
+    node.last_seen = now
+    session.add(node)
+    return True
+
+
+def apply_state(session: Session, node_id: str, state: ReportedState, now: datetime) -> None:
+    node = ensure_node(session, node_id, now)
+    node.schedules_revision_applied = state.schedules_revision
+    node.cameras_revision_applied = state.cameras_revision
+    node.last_seen = now
+    session.add(node)
+
+
+def apply_heartbeat(session: Session, node_id: str, heartbeat: Heartbeat, now: datetime) -> None:
+    node = ensure_node(session, node_id, now)
+    if heartbeat.session >= node.session:
+        # A heartbeat proves the session is alive even if its `online` was missed.
+        node.session, node.online = heartbeat.session, True
+    node.heartbeat = heartbeat.model_dump(mode="json")
+    node.last_heartbeat = now
+    node.last_seen = now
+    node.schedules_revision_applied = heartbeat.schedules_revision
+    node.cameras_revision_applied = heartbeat.cameras_revision
+    session.add(node)

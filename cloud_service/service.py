@@ -1,0 +1,74 @@
+"""The cloud service's composition root: database, broker link, ingest, API.
+
+Everything is built here from `CloudSettings` and run on one asyncio loop;
+nothing else in the package reads the environment or opens connections on
+its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+import uvicorn
+
+from cloud_service.api.app import create_app
+from cloud_service.api.context import ApiContext
+from cloud_service.database import make_engine, migrate
+from cloud_service.ingest import Ingest, ingest_subscriptions
+from cloud_service.mqtt_link import CloudLink
+from cloud_service.settings import CloudSettings
+from schemas.addresses import MqttUrl, parse_host_port
+from schemas.topics import TopicTable
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
+async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -> None:
+    tokens = tuple(t.get_secret_value() for t in settings.api_tokens)
+    if not tokens:
+        raise ConfigError("CCTV_API_TOKENS: set at least one API token")
+    host, port = parse_host_port(settings.http_addr, "CCTV_HTTP_ADDR")
+    engine = make_engine(settings.resolved_database_url)
+    await asyncio.to_thread(migrate, engine)
+    topics = TopicTable(settings.topic_prefix)
+    loop = asyncio.get_running_loop()
+
+    def publish(topic: str, payload: bytes) -> None:
+        link.publish(topic, payload)
+
+    def publish_retained(topic: str, payload: bytes) -> None:
+        # API routes run in worker threads; gmqtt lives on the loop.
+        loop.call_soon_threadsafe(lambda: link.publish(topic, payload, retain=True))
+
+    ingest = Ingest(engine, topics, publish)
+    link = CloudLink(
+        MqttUrl.parse(settings.mqtt_url.get_secret_value()),
+        client_id=f"cctv-cloud-{secrets.token_hex(4)}" if settings.ephemeral_session
+        else settings.mqtt_client_id,
+        handler=ingest.handle, subscriptions=lambda mqtt5: ingest_subscriptions(topics, mqtt5),
+        ca_file=settings.mqtt_ca_file)
+    app = create_app(ApiContext(engine, topics, publish_retained, tokens))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                           access_log=False, lifespan="off"))
+    ingest.start()
+    try:
+        await link.start()
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():  # noqa: ASYNC110  # uvicorn offers only a flag
+            await asyncio.sleep(0.05)
+        if server.started:
+            logger.info("cloud.serving url=http://%s:%d/", host, port)
+            print(f"cloud service on http://{host}:{port}/", flush=True)  # noqa: T201
+            if started is not None:
+                started.set()
+        await serving
+    finally:
+        await link.stop()
+        await ingest.stop()
+        engine.dispose()

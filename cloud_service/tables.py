@@ -1,0 +1,96 @@
+"""The cloud's tables (SQLModel). Schema changes go through Alembic migrations.
+
+Rows hold what the fleet reported; the Event table keeps every envelope as
+sent, and the other tables are projections of it. Timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable,
+                                                index=index))
+
+
+class Node(SQLModel, table=True):
+    node_id: str = Field(primary_key=True, max_length=63)
+    online: bool = False
+    session: int = 0
+    last_seen: datetime | None = _utc_column()
+    last_heartbeat: datetime | None = _utc_column()
+    heartbeat: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    schedules_revision_desired: int = 0
+    schedules_revision_applied: int = 0
+    cameras_revision_desired: int = 0
+    cameras_revision_applied: int = 0
+    # Highest seq stored with none missing from 1, and how many are missing above it.
+    acked_seq: int = 0
+    max_seq: int = 0
+    seq_gaps: int = 0
+    created_at: datetime | None = _utc_column()
+
+
+class Camera(SQLModel, table=True):
+    camera_id: str = Field(primary_key=True, max_length=63)
+    node_id: str = Field(foreign_key="node.node_id", index=True, max_length=63)
+    name: str = ""
+    url: str
+    enabled: bool = True
+    transport: str = "auto"
+
+
+class Schedule(SQLModel, table=True):
+    schedule_id: str = Field(primary_key=True, max_length=63)
+    # The whole `schemas.Schedule` document as the API received it.
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Recording(SQLModel, table=True):
+    recording_id: str = Field(primary_key=True, max_length=63)
+    node_id: str = Field(index=True, max_length=63)
+    camera_id: str = Field(index=True, max_length=63)
+    trigger: str = "schedule"
+    schedule_id: str | None = None
+    command_id: str | None = None
+    started_at: datetime | None = _utc_column(index=True)
+    stopped_at: datetime | None = _utc_column()
+    reason: str | None = None
+
+
+class Segment(SQLModel, table=True):
+    segment_id: str = Field(primary_key=True, max_length=63)
+    recording_id: str = Field(index=True, max_length=63)
+    node_id: str = Field(max_length=63)
+    camera_id: str = Field(index=True, max_length=63)
+    start: datetime | None = _utc_column(index=True)
+    end: datetime | None = _utc_column()
+    bytes: int = 0
+    crc32c: str = ""
+    codec: str = ""
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+    lost_packets: int = 0
+    uri: str | None = None
+    upload_state: str = "pending"
+
+
+class Event(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("node_id", "seq", name="uq_event_node_seq"),
+        Index("ix_event_node_received", "node_id", "received_at"),
+    )
+
+    event_id: str = Field(primary_key=True, max_length=63)
+    node_id: str = Field(max_length=63)
+    seq: int
+    type: str = Field(index=True, max_length=40)
+    ts: datetime | None = _utc_column()
+    received_at: datetime | None = _utc_column(index=True)
+    envelope: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

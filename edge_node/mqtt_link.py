@@ -1,0 +1,163 @@
+"""The edge node's MQTT connection (paho-mqtt 2, threaded).
+
+Persistent session, a Last Will `NodeStatus offline` carrying the session
+counter (kept on disk, one more on every connect), retained `online` on
+connect and a resubscribe on every connect. Callbacks only hand work over to
+the service's queue and can never raise: an exception in a paho callback
+would kill its network thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_node.desired_state import write_atomically
+from schemas.addresses import MqttUrl
+from schemas.codec import encode
+from schemas.ids import utc_now
+from schemas.status import NodeStatus
+from schemas.topics import Channel, TopicTable
+
+logger = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+SUBSCRIBED = (Channel.SCHEDULES, Channel.CAMERAS, Channel.COMMANDS, Channel.ACKS)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Connected:
+    session: int
+
+
+class SessionCounter:
+    """A number that grows by one on every connect, kept on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def next(self) -> int:
+        try:
+            current = int(self._path.read_text().strip() or 0)
+        except FileNotFoundError:
+            current = 0
+        value = current + 1
+        write_atomically(self._path, str(value).encode())
+        return value
+
+
+class NodeLink:
+    def __init__(self, url: MqttUrl, node_id: str, topics: TopicTable, sessions: SessionCounter,
+                 inbox: queue.Queue[Inbound | Connected], version: str, *,
+                 ca_file: Path | None = None, keepalive: int = 30) -> None:
+        self._url = url
+        self._node_id = node_id
+        self._topics = topics
+        self._sessions = sessions
+        self._inbox = inbox
+        self._version = version
+        self._ca_file = ca_file
+        self._keepalive = keepalive
+        self._client: mqtt.Client | None = None
+        self._lock = threading.Lock()
+        self.session = 0
+        self.connected = threading.Event()
+
+    def _status(self, state: Literal["online", "offline"]) -> bytes:
+        return encode(NodeStatus(state=state, session=self.session, ts=utc_now(),
+                                 version=self._version))
+
+    def _arm_will(self, client: mqtt.Client) -> None:
+        self.session = self._sessions.next()
+        client.will_set(self._topics.topic(self._node_id, Channel.STATUS),
+                        self._status("offline"), qos=1, retain=True)
+
+    def start(self) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._node_id,
+                             protocol=mqtt.MQTTv5)
+        client.username_pw_set(self._url.username or self._node_id, self._url.password)
+        if self._url.tls:
+            client.tls_set(ca_certs=str(self._ca_file) if self._ca_file else None,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.max_inflight_messages_set(100)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._arm_will(client)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client = client
+        # connect_async + loop_start: the node records with no broker at all and
+        # paho keeps retrying in the background.
+        client.connect_async(self._url.host, self._url.port, keepalive=self._keepalive,
+                             clean_start=False, properties=properties)
+        client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        client = self._client
+        if client is None:
+            return
+        if self.connected.is_set():
+            info = client.publish(self._topics.topic(self._node_id, Channel.STATUS),
+                                  self._status("offline"), qos=1, retain=True)
+            info.wait_for_publish(timeout)
+        client.disconnect()
+        client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Queue a QoS 1 publish; False when the client has no connection."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            return False
+        info = client.publish(topic, payload, qos=1, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                    reason: ReasonCode, _properties: Any) -> None:
+        try:
+            if reason.is_failure:
+                logger.error("mqtt.refused broker=%s reason=%s", self._url.redacted(), reason)
+                return
+            client.subscribe([(self._topics.topic(self._node_id, c), 1) for c in SUBSCRIBED])
+            client.publish(self._topics.topic(self._node_id, Channel.STATUS),
+                           self._status("online"), qos=1, retain=True)
+            self.connected.set()
+            self._inbox.put(Connected(self.session))
+            logger.info("mqtt.connected broker=%s session=%d", self._url.redacted(), self.session)
+        except Exception:
+            logger.exception("mqtt.on_connect_failed")
+
+    def _on_disconnect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                       reason: ReasonCode, _properties: Any) -> None:
+        try:
+            self.connected.clear()
+            logger.warning("mqtt.disconnected broker=%s reason=%s", self._url.redacted(), reason)
+            # The next connect is a new session: its Will must say so.
+            self._arm_will(client)
+        except Exception:
+            logger.exception("mqtt.on_disconnect_failed")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any,
+                    message: mqtt.MQTTMessage) -> None:
+        try:
+            self._inbox.put(Inbound(message.topic, bytes(message.payload)))
+        except Exception:
+            logger.exception("mqtt.on_message_failed")

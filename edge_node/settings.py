@@ -1,0 +1,67 @@
+"""The edge node's configuration: environment variables prefixed CCTV_.
+
+Built once in the composition root and passed in. A bad value fails at
+start with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.addresses import MqttUrl, parse_host_port
+from schemas.ids import check_id
+from schemas.topics import DEFAULT_PREFIX, TopicTable
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CCTV_", env_file=".env", extra="ignore")
+
+    node_id: str = Field(description="This node's id; also its MQTT user name and client id.")
+    mqtt_url: SecretStr = Field(description="Broker URL with this node's account.")
+    data_dir: Path = Field(default=Path(".cctv-edge"),
+                           description="Desired state, outbox, segments waiting for upload.")
+    storage_url: str = Field(default="", description="gs://bucket/prefix or file:///path; "
+                             "default file storage under the data dir.")
+    edge_http_addr: str = Field(default="127.0.0.1:8081", description="Local API HOST:PORT.")
+    topic_prefix: str = Field(default=DEFAULT_PREFIX, description="MQTT topic prefix.")
+    log_level: str = Field(default="INFO", description="Logging level.")
+    mqtt_ca_file: Path | None = Field(default=None, description="CA file for mqtts://.")
+    keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
+    heartbeat_s: float = Field(default=30.0, gt=0, description="Heartbeat interval.")
+
+    @field_validator("node_id")
+    @classmethod
+    def _check_node_id(cls, value: str) -> str:
+        return check_id(value, "node id")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: SecretStr) -> SecretStr:
+        MqttUrl.parse(value.get_secret_value())
+        return value
+
+    @field_validator("edge_http_addr")
+    @classmethod
+    def _check_addr(cls, value: str) -> str:
+        parse_host_port(value, "CCTV_EDGE_HTTP_ADDR")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        TopicTable(value)
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if value and not value.startswith(("gs://", "file:///")):
+            raise ValueError("must be gs://bucket/prefix or file:///path")
+        return value
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "storage").resolve().as_uri()
