@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
 from schemas.base import WireModel
 from schemas.ids import CameraId, NodeId
@@ -22,8 +22,9 @@ _DEVICE_RE = re.compile(r"^device://\d{1,3}$")
 def _check_url(url: str) -> str:
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018  # parsing the port is what validates it
     except ValueError as exc:
-        raise ValueError("not a URL") from exc
+        raise ValueError(f"not a valid URL: {exc}") from None
     if parts.scheme not in _SCHEMES:
         raise ValueError(f"scheme must be one of {', '.join(_SCHEMES)}")
     if parts.scheme == "device":
@@ -40,6 +41,7 @@ def redact_url(url: str) -> str:
     """The URL with any password replaced by `***` (user name kept)."""
     try:
         parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         return "***"
     if parts.password is None:
@@ -48,8 +50,8 @@ def redact_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
+    if port is not None:
+        netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -70,15 +72,15 @@ class Camera(WireModel):
             yield name, redact_url(value) if name == "url" else value
 
 
+def _unique_ids(cameras: list[Camera]) -> list[Camera]:
+    ids = [c.camera_id for c in cameras]
+    if len(set(ids)) != len(ids):
+        raise ValueError("camera ids must be unique")
+    return cameras
+
+
 class CameraSet(WireModel):
     """A node's whole camera document; `revision` only grows."""
 
     revision: Annotated[int, Field(ge=0)]
-    cameras: Annotated[list[Camera], Field(max_length=256)]
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> CameraSet:
-        ids = [c.camera_id for c in self.cameras]
-        if len(set(ids)) != len(ids):
-            raise ValueError("camera ids must be unique")
-        return self
+    cameras: Annotated[list[Camera], Field(max_length=256), AfterValidator(_unique_ids)]

@@ -54,6 +54,9 @@ class PayloadError(ValueError):
         first = exc.errors(include_url=False)[0]
         # Union discriminators add the tag to the path; the field is what matters.
         path = [str(p) for p in first["loc"] if p not in _TAGS]
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # A missing or unknown tag: the tag field itself is the culprit.
+            path.append(str(first.get("ctx", {}).get("discriminator", "")).strip("'\""))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         return cls(f"{first['msg']}{more}", ".".join(path) or None)
 

@@ -32,7 +32,7 @@ def _value(token: str, field: str, low: int, high: int, names: dict[str, int]) -
     lowered = token.lower()
     if lowered in names:
         return names[lowered]
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()):
         raise CronError(f"{field}: {token!r} is not a number")
     number = int(token)
     if not low <= number <= high:
@@ -48,7 +48,7 @@ def _parse_field(
         base, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
+            if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
                 raise CronError(f"{field}: bad step {step_text!r}")
             step = int(step_text)
         if base == "*":
@@ -86,8 +86,9 @@ class CronExpression:
             for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True)
         ]
         days_of_week = frozenset(d % 7 for d in sets[4])
+        # crontab(5): a day field is unrestricted when it starts with "*" (so */2 too).
         return cls(sets[0], sets[1], sets[2], sets[3], days_of_week,
-                   parts[2] == "*", parts[4] == "*")
+                   parts[2].startswith("*"), parts[4].startswith("*"))
 
     def matches(self, moment: datetime) -> bool:
         """True when the wall-clock minute of `moment` is a firing minute."""

@@ -7,9 +7,10 @@ the dot. Parsing goes through `EVENT_ADAPTER`, a union discriminated on
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationInfo, field_validator
 
 from schemas.base import WireModel
 from schemas.ids import CameraId, Identifier, NodeId, ScheduleId, UtcDatetime
@@ -30,8 +31,15 @@ class RecordingStarted(WireModel):
     recording_id: Identifier
     camera_id: CameraId
     trigger: Literal["schedule", "manual"]
-    schedule_id: ScheduleId | None = None
+    schedule_id: ScheduleId | None = Field(default=None, validate_default=True)
     command_id: Identifier | None = None
+
+    @field_validator("schedule_id")
+    @classmethod
+    def _schedule_named(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("trigger") == "schedule" and value is None:
+            raise ValueError("required when the trigger is a schedule")
+        return value
 
 
 class RecordingSegment(WireModel):
@@ -50,10 +58,13 @@ class RecordingSegment(WireModel):
     lost_packets: Count
 
 
+StopReason = Literal["schedule_ended", "manual_ended", "stopped", "camera_lost", "shutdown"]
+
+
 class RecordingStopped(WireModel):
     recording_id: Identifier
     camera_id: CameraId
-    reason: Literal["schedule_ended", "manual_ended", "stopped", "camera_lost", "shutdown"]
+    reason: StopReason
     segments: Count
 
 
@@ -170,3 +181,10 @@ EVENT_TYPES: tuple[str, ...] = tuple(
 def event_kind(event: Event) -> str:
     """The `events/{kind}` topic suffix an event belongs on."""
     return event.type.partition(".")[0]
+
+
+def make_event(type_: str, *, event_id: str, node_id: str, seq: int, ts: datetime,
+               data: EventData) -> Event:
+    """Build (and validate) the envelope of an event of `type_`."""
+    return EVENT_ADAPTER.validate_python({"event_id": event_id, "node_id": node_id, "seq": seq,
+                                          "ts": ts, "type": type_, "data": data})

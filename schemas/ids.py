@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -41,9 +41,19 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-# Wire timestamps: aware ISO 8601 (naive ones are rejected), normalised to UTC.
-# strict=False lets JSON strings through even though models are strict.
-UtcDatetime = Annotated[AwareDatetime, Field(strict=False), AfterValidator(_to_utc)]
+def text_only(value: object) -> object:
+    """Refuse numbers where the contract wants ISO 8601 text: lax parsing
+    would otherwise read 1717228800 as a Unix time."""
+    if isinstance(value, (int, float)) or (
+            isinstance(value, str) and value.strip().replace(".", "", 1).isdigit()):
+        raise ValueError("must be ISO 8601 text, not a number")
+    return value
+
+
+# Wire timestamps: aware ISO 8601 text (naive ones are rejected), normalised to
+# UTC. strict=False lets JSON strings through even though models are strict.
+UtcDatetime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(text_only),
+                        AfterValidator(_to_utc)]
 
 
 def utc_now() -> datetime:

@@ -7,26 +7,32 @@ records is the edge node's pure evaluator's business.
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
+from functools import lru_cache
 from typing import Annotated, Literal, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
 from schemas.base import WireModel
 from schemas.cron import CronError, CronExpression
-from schemas.ids import CameraId, ScheduleId, UtcDatetime
+from schemas.ids import CameraId, ScheduleId, UtcDatetime, text_only
 
 T = TypeVar("T")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-LocalTime = Annotated[time, Field(strict=False)]
+LocalTime = Annotated[time, Field(strict=False), BeforeValidator(text_only)]
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    # The IANA names only: "localtime" (present on Debian) would mean each
+    # host's own zone, and the others are not zones a person would choose.
+    return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def _check_tz(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+    if name not in _zones():
+        raise ValueError(f"unknown IANA time zone {name!r}")
     return name
 
 
@@ -42,6 +48,13 @@ def _unique(values: list[T]) -> list[T]:
     if len(set(values)) != len(values):
         raise ValueError("values must be unique")
     return values
+
+
+def _unique_ids(schedules: list[Schedule]) -> list[Schedule]:
+    ids = [s.schedule_id for s in schedules]
+    if len(set(ids)) != len(ids):
+        raise ValueError("schedule ids must be unique")
+    return schedules
 
 
 TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_tz)]
@@ -61,26 +74,33 @@ class OnceSchedule(_ScheduleBase):
     start: UtcDatetime
     end: UtcDatetime
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> OnceSchedule:
-        if self.end <= self.start:
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if start is not None and end <= start:
             raise ValueError("end must be after start")
-        return self
+        return end
+
+
+def _local(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local time in tz, without offset")
+    return value
 
 
 class _WindowFields(_ScheduleBase):
-    start_time: LocalTime
-    end_time: LocalTime
+    start_time: Annotated[LocalTime, AfterValidator(_local)]
+    end_time: Annotated[LocalTime, AfterValidator(_local)]
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> _WindowFields:
+    @field_validator("end_time")
+    @classmethod
+    def _not_empty(cls, end_time: time, info: ValidationInfo) -> time:
         # An end before the start crosses midnight; an equal end would be ambiguous
         # (nothing or all day), so it is refused: use `continuous` for all day.
-        if self.start_time == self.end_time:
+        if end_time == info.data.get("start_time"):
             raise ValueError("end_time must differ from start_time")
-        if self.start_time.tzinfo is not None or self.end_time.tzinfo is not None:
-            raise ValueError("start_time and end_time are local times in tz, without offset")
-        return self
+        return end_time
 
 
 class DailySchedule(_WindowFields):
@@ -112,9 +132,4 @@ class ScheduleSet(WireModel):
     """A node's whole schedule document; `revision` only grows."""
 
     revision: Annotated[int, Field(ge=0)]
-    schedules: Annotated[list[Schedule], Field(max_length=1000)]
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> ScheduleSet:
-        _unique([s.schedule_id for s in self.schedules])
-        return self
+    schedules: Annotated[list[Schedule], Field(max_length=1000), AfterValidator(_unique_ids)]

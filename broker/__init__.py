@@ -1,0 +1,10 @@
+"""The MQTT broker side of the fleet: Mosquitto's accounts, ACL, dev TLS and launchers.
+
+``passwords`` provisions accounts in Mosquitto's password file and signals the
+broker to reload; ``certs`` makes development TLS material; ``launcher`` runs a
+real Mosquitto from the project's ``mosquitto.conf`` for tests and ``cctv up``.
+The ACL itself is the ``acl`` file next to this one.
+
+Nothing here imports ``edge_node`` or ``cloud_service``, and nothing here ever
+logs a password or a password hash.
+"""
