@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from schemas.addresses import MqttUrl, parse_host_port
 from schemas.topics import DEFAULT_PREFIX, TopicTable
@@ -48,6 +50,22 @@ class CloudSettings(BaseSettings):
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                make_url(value.get_secret_value())
+            except ArgumentError:
+                raise ValueError("not a SQLAlchemy URL (sqlite:///path or "
+                                 "postgresql+psycopg://user@host/db)") from None
         return value
 
     @field_validator("mqtt_url")

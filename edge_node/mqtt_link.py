@@ -10,17 +10,17 @@ would kill its network thread.
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_node.desired_state import write_atomically
@@ -64,14 +64,15 @@ class SessionCounter:
 
 
 class NodeLink:
-    def __init__(self, url: MqttUrl, node_id: str, topics: TopicTable, sessions: SessionCounter,
-                 inbox: queue.Queue[Inbound | Connected], version: str, *,
+    def __init__(self, url: MqttUrl, node_id: str, topics: TopicTable, *,
+                 sessions: SessionCounter, deliver: Callable[[Inbound | Connected], None],
+                 version: str,
                  ca_file: Path | None = None, keepalive: int = 30) -> None:
         self._url = url
         self._node_id = node_id
         self._topics = topics
         self._sessions = sessions
-        self._inbox = inbox
+        self._deliver = deliver
         self._version = version
         self._ca_file = ca_file
         self._keepalive = keepalive
@@ -140,7 +141,7 @@ class NodeLink:
             client.publish(self._topics.topic(self._node_id, Channel.STATUS),
                            self._status("online"), qos=1, retain=True)
             self.connected.set()
-            self._inbox.put(Connected(self.session))
+            self._deliver(Connected(self.session))
             logger.info("mqtt.connected broker=%s session=%d", self._url.redacted(), self.session)
         except Exception:
             logger.exception("mqtt.on_connect_failed")
@@ -158,6 +159,6 @@ class NodeLink:
     def _on_message(self, _client: mqtt.Client, _userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
         try:
-            self._inbox.put(Inbound(message.topic, bytes(message.payload)))
+            self._deliver(Inbound(message.topic, bytes(message.payload)))
         except Exception:
             logger.exception("mqtt.on_message_failed")

@@ -1,0 +1,5 @@
+"""`python -m cctv` is `cctv`."""
+
+from cctv.cli import main
+
+main()

@@ -1,0 +1,222 @@
+"""`cctv`: run the services and operate the fleet.
+
+Every verb has `--help`; a bad setting or argument ends with one line naming
+it and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.progress import track
+
+from cctv.logs import setup_logging
+from cctv.settings_errors import describe
+from cctv.up_broker import BrokerChoice
+
+app = typer.Typer(help="CCTV fleet: edge nodes, cloud service and broker.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+node_app = typer.Typer(help="Provision edge nodes.", no_args_is_help=True)
+broker_app = typer.Typer(help="Broker accounts, certificates and a local broker.",
+                         no_args_is_help=True)
+schemas_app = typer.Typer(help="The wire contract's documents.", no_args_is_help=True)
+app.add_typer(node_app, name="node")
+app.add_typer(broker_app, name="broker")
+app.add_typer(schemas_app, name="schemas")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="Where everything is kept.")] = Path(".cctv"),
+    http_port: Annotated[int, typer.Option(help="Cloud HTTP port; 0 picks a free one when "
+                                                "8000 is taken.")] = 0,
+    broker: Annotated[BrokerChoice, typer.Option(
+        help="auto: Mosquitto when installed, else the embedded amqtt broker.")
+    ] = BrokerChoice.AUTO,
+) -> None:
+    """Run the whole system on this machine: broker, cloud, one edge node with a
+    synthetic camera, file storage. Ctrl-C stops it."""
+    from cctv.up import run_up  # noqa: PLC0415  # keep `cctv --help` fast
+
+    setup_logging(os.environ.get("CCTV_LOG_LEVEL", "INFO"))
+    try:
+        run_up(data_dir.resolve(), http_port, broker)
+    except (RuntimeError, ValueError, OSError) as exc:
+        fail(str(exc), 1)
+
+
+@app.command()
+def cloud() -> None:
+    """Run the cloud service (ingest, REST API, dashboard) from CCTV_* settings."""
+    from cloud_service.service import ConfigError, serve  # noqa: PLC0415
+    from cloud_service.settings import CloudSettings  # noqa: PLC0415
+
+    try:
+        settings = CloudSettings()
+    except ValidationError as exc:
+        fail(describe(exc))
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def edge() -> None:
+    """Run an edge node from CCTV_* settings (CCTV_NODE_ID, CCTV_MQTT_URL, ...)."""
+    from edge_node.service import EdgeNode  # noqa: PLC0415
+    from edge_node.settings import EdgeSettings  # noqa: PLC0415
+
+    try:
+        settings = EdgeSettings()
+    except ValidationError as exc:
+        fail(describe(exc))
+    setup_logging(settings.log_level)
+    node = EdgeNode(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: node.stop())
+    node.run()
+
+
+def _read_ids(node_ids: list[str]) -> list[str]:
+    if node_ids == ["-"]:
+        return [line.strip() for line in sys.stdin if line.strip()]
+    return node_ids
+
+
+@node_app.command("add")
+def node_add(
+    node_ids: Annotated[list[str], typer.Argument(help="Node ids, or - to read them from stdin.")],
+    password_file: Annotated[Path | None, typer.Option(
+        envvar="CCTV_BROKER_PASSWORD_FILE", help="Mosquitto password file.")] = None,
+    broker: Annotated[str | None, typer.Option(
+        envvar="CCTV_BROKER_PUBLIC_URL", help="Broker URL nodes connect to.")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        help="Write one NODE_ID.env per node here instead of printing.")] = None,
+    broker_pid_file: Annotated[Path | None, typer.Option(
+        help="Signal this broker to reload its password file.")] = None,
+) -> None:
+    """Create nodes' broker accounts and print each node's env file."""
+    from broker.passwords import signal_reload  # noqa: PLC0415
+    from cctv.provisioning import provision_nodes  # noqa: PLC0415
+
+    if password_file is None:
+        fail("CCTV_BROKER_PASSWORD_FILE: set it or pass --password-file")
+    if broker is None:
+        fail("CCTV_BROKER_PUBLIC_URL: set it or pass --broker (mqtts://host:8883)")
+    ids = _read_ids(node_ids)
+    try:
+        envs = provision_nodes(password_file, ids, broker)
+    except ValueError as exc:
+        fail(str(exc))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for node_id, text in track(envs.items(), description="writing env files",
+                                   disable=len(envs) < 50):
+            path = out_dir / f"{node_id}.env"
+            path.write_text(text)
+            path.chmod(0o600)
+    else:
+        typer.echo("\n".join(envs.values()), nl=False)
+    _register_with_cloud(list(envs))
+    if broker_pid_file is not None:
+        signal_reload(broker_pid_file)
+
+
+def _register_with_cloud(node_ids: list[str]) -> None:
+    url = os.environ.get("CCTV_DATABASE_URL")
+    if not url:
+        return
+    from cloud_service.database import make_engine, migrate  # noqa: PLC0415
+    from cloud_service.registry import register_nodes  # noqa: PLC0415
+
+    engine = make_engine(url)
+    migrate(engine)
+    register_nodes(engine, node_ids)
+    engine.dispose()
+
+
+@broker_app.command("account")
+def broker_account(
+    account: Annotated[str, typer.Argument(help="cctv-cloud or cctv-operator.")],
+    password_file: Annotated[Path | None, typer.Option(
+        envvar="CCTV_BROKER_PASSWORD_FILE", help="Mosquitto password file.")] = None,
+    broker: Annotated[str, typer.Option(
+        envvar="CCTV_BROKER_PUBLIC_URL", help="Broker URL.")] = "mqtt://127.0.0.1:1883",
+) -> None:
+    """Create (or reset) a service account and print its CCTV_MQTT_URL line."""
+    from broker.passwords import RESERVED_ACCOUNTS, add_accounts  # noqa: PLC0415
+    from cctv.provisioning import node_mqtt_url  # noqa: PLC0415
+
+    if account not in RESERVED_ACCOUNTS:
+        fail(f"account must be one of {', '.join(RESERVED_ACCOUNTS)}, not {account!r}")
+    if password_file is None:
+        fail("CCTV_BROKER_PASSWORD_FILE: set it or pass --password-file")
+    try:
+        password = add_accounts(password_file, [account])[account]
+        typer.echo(f"CCTV_MQTT_URL={node_mqtt_url(broker, account, password)}")
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@broker_app.command("certs")
+def broker_certs(
+    directory: Annotated[Path, typer.Argument(help="Where to write ca.crt, server.crt/key.")],
+    hostname: Annotated[list[str] | None, typer.Option(
+        "--hostname", help="Extra name or IP for the server certificate (repeatable).")] = None,
+) -> None:
+    """Make a development CA and a server certificate for the TLS listener."""
+    from broker.certs import generate_dev_certs  # noqa: PLC0415
+
+    files = generate_dev_certs(directory, hostname or [])
+    typer.echo(f"cafile {files.ca_file}\ncertfile {files.cert_file}\nkeyfile {files.key_file}")
+
+
+@broker_app.command("run")
+def broker_run(
+    data_dir: Annotated[Path, typer.Option(help="Broker run dir (config, data, accounts).")],
+    port: Annotated[int, typer.Option(help="Plain MQTT port on loopback.")] = 1883,
+) -> None:
+    """Run Mosquitto from the project's mosquitto.conf on PORT until Ctrl-C."""
+    from broker.launcher import BrokerStartError, MosquittoBroker  # noqa: PLC0415
+
+    setup_logging(os.environ.get("CCTV_LOG_LEVEL", "INFO"))
+    broker = MosquittoBroker(data_dir.resolve(), port=port)
+    try:
+        broker.start()
+    except BrokerStartError as exc:
+        fail(str(exc), 1)
+    typer.echo(f"mosquitto on mqtt://{broker.host}:{broker.port} "
+               f"(accounts in {broker.password_file})")
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        broker.stop()
+
+
+@schemas_app.command("asyncapi")
+def schemas_asyncapi() -> None:
+    """Print the AsyncAPI 3.0 document of the MQTT contract (docs/asyncapi.json)."""
+    from schemas.asyncapi import asyncapi_document  # noqa: PLC0415
+
+    typer.echo(json.dumps(asyncapi_document(), indent=2))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,158 @@
+"""Recording for sources that must be decoded: MJPEG over HTTP and USB devices.
+
+OpenCV reads and decodes the frames and writes them with a codec it can
+write (MP4V). Frames go into one segment file until `segment_seconds` of
+wall-clock time have passed; a segment is sealed (released, fsynced,
+checksummed) before it is reported. Runs in its own thread per camera and
+never lets an exception escape it; the camera's URL is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+from cv2.typing import MatLike
+
+from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file
+from schemas.events import Codec
+from schemas.ids import new_id, utc_now
+
+logger = logging.getLogger(__name__)
+
+FOURCC = "mp4v"
+CODEC: Codec = "mpeg4"  # FFmpeg's name for what MP4V writes
+DEFAULT_FPS = 10.0
+OPEN_TIMEOUT_MS = 5000
+READ_TIMEOUT_MS = 5000
+
+
+class CameraError(RuntimeError):
+    """The camera could not be opened or stopped delivering frames."""
+
+
+@dataclass(frozen=True)
+class RecordingRequest:
+    recording_id: str
+    camera_id: str
+    url: str
+    segment_seconds: int
+    directory: Path
+
+
+def _capture_source(url: str) -> str | int:
+    return int(url.removeprefix("device://")) if url.startswith("device://") else url
+
+
+class _SegmentWriter:
+    def __init__(self, request: RecordingRequest, fps: float, size: tuple[int, int]) -> None:
+        self.segment_id = new_id()
+        self.path = request.directory / f"{self.segment_id}.mp4"
+        self.start: datetime | None = None
+        self.end: datetime | None = None
+        self.frames = 0
+        self.size = size
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*FOURCC), fps, size)
+        if not self._writer.isOpened():
+            raise CameraError(f"cannot open a {FOURCC} writer for {self.path.name}")
+
+    def write(self, frame: MatLike, at: datetime) -> None:
+        self._writer.write(frame)
+        self.start = self.start or at
+        self.end = at
+        self.frames += 1
+
+    def seal(self, request: RecordingRequest) -> SealedSegment | None:
+        self._writer.release()
+        if self.frames == 0 or self.start is None or self.end is None:
+            self.path.unlink(missing_ok=True)
+            return None
+        fsync_file(self.path)
+        return SealedSegment(
+            recording_id=request.recording_id, segment_id=self.segment_id,
+            camera_id=request.camera_id, path=self.path, start=self.start, end=self.end,
+            bytes=self.path.stat().st_size, crc32c=crc32c_of_file(self.path), codec=CODEC,
+            width=self.size[0], height=self.size[1], frames=self.frames, lost_packets=0)
+
+
+class DecodedRecorder:
+    """One recording of one camera, in a thread, until `stop()`."""
+
+    def __init__(self, request: RecordingRequest, on_segment: Callable[[SealedSegment], None],
+                 on_exit: Callable[[], None]) -> None:
+        self.request = request
+        self._on_segment = on_segment
+        self._on_exit = on_exit
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"rec-{request.camera_id}",
+                                        daemon=True)
+        self.segments = 0
+        self.failed: str | None = None
+
+    def start(self) -> None:
+        self.request.directory.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._record()
+        except Exception as exc:  # thread edge: reported, never raised
+            self.failed = str(exc) or type(exc).__name__
+            logger.warning("recorder.failed camera_id=%s error=%s", self.request.camera_id,
+                           self.failed, exc_info=not isinstance(exc, CameraError))
+        finally:
+            self._on_exit()
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(_capture_source(self.request.url), cv2.CAP_ANY, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+        if not capture.isOpened():
+            raise CameraError("camera did not open")
+        return capture
+
+    def _record(self) -> None:
+        capture = self._open()
+        try:
+            fps = capture.get(cv2.CAP_PROP_FPS)
+            fps = fps if 1 <= fps <= 120 else DEFAULT_FPS
+            writer: _SegmentWriter | None = None
+            cut_at = 0.0
+            while not self._stopping.is_set():
+                ok, frame = capture.read()
+                if not ok:
+                    raise CameraError("camera stopped delivering frames")
+                now = time.monotonic()
+                if writer is not None and now >= cut_at:
+                    self._emit(writer.seal(self.request))
+                    writer = None
+                if writer is None:
+                    height, width = frame.shape[:2]
+                    writer = _SegmentWriter(self.request, fps, (width, height))
+                    cut_at = now + self.request.segment_seconds
+                writer.write(frame, utc_now())
+            if writer is not None:
+                self._emit(writer.seal(self.request))
+        finally:
+            capture.release()
+
+    def _emit(self, segment: SealedSegment | None) -> None:
+        if segment is not None:
+            self.segments += 1
+            logger.info("segment.sealed camera_id=%s segment_id=%s bytes=%d frames=%d",
+                        segment.camera_id, segment.segment_id, segment.bytes, segment.frames)
+            self._on_segment(segment)

@@ -1,0 +1,61 @@
+"""`file:///path` storage: the embedded default, and the shape of every store.
+
+An object is written to a temporary name, fsynced, checked against the
+segment's crc32c and only then renamed into place, so a reader never sees a
+partial object and an existing object is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from edge_node.segments import CHUNK, SealedSegment, crc32c_of_file, fsync_file
+
+
+class StoreError(RuntimeError):
+    """An upload that did not complete; `retryable` says whether to try again."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def file_root(storage_url: str) -> Path:
+    parts = urlsplit(storage_url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise ValueError(f"not a file:/// URL: {storage_url!r}")
+    return Path(unquote(parts.path))
+
+
+class FileStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def upload(self, segment: SealedSegment, name: str) -> str:
+        """Store the segment as object `name`; return its `file://` URI."""
+        target = self.root / name
+        if ".." in Path(name).parts:
+            raise StoreError(f"object name {name!r} escapes the store", retryable=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            if crc32c_of_file(target) == segment.crc32c:
+                return target.as_uri()  # an earlier attempt finished: done
+            raise StoreError(f"object {name} exists with other content", retryable=False)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with segment.path.open("rb") as source, partial.open("wb") as sink:
+                shutil.copyfileobj(source, sink, CHUNK)
+                sink.flush()
+                os.fsync(sink.fileno())
+            if crc32c_of_file(partial) != segment.crc32c:
+                raise StoreError(f"crc32c mismatch writing {name}", retryable=True)
+            partial.rename(target)
+            fsync_file(target.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write {name}: {exc}", retryable=True) from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        return target.as_uri()
