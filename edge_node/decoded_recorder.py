@@ -9,6 +9,7 @@ never lets an exception escape it; the camera's URL is never logged.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 FOURCC = "mp4v"
 CODEC: Codec = "mpeg4"  # FFmpeg's name for what MP4V writes
 DEFAULT_FPS = 10.0
+FPS_PROBE_FRAMES = 8
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
 
@@ -50,9 +52,33 @@ def _capture_source(url: str) -> str | int:
     return int(url.removeprefix("device://")) if url.startswith("device://") else url
 
 
+def estimate_fps(arrivals: list[float]) -> float:
+    """Frames per second from frame arrival times (monotonic seconds).
+
+    A network MJPEG source announces no rate (OpenCV reports a default 25), so
+    the rate is measured: the median interval resists one late frame.
+    """
+    intervals = sorted(b - a for a, b in itertools.pairwise(arrivals) if b > a)
+    if not intervals:
+        return DEFAULT_FPS
+    fps = 1.0 / intervals[len(intervals) // 2]
+    return min(max(round(fps * 2) / 2, 1.0), 60.0)
+
+
+def frames_due(elapsed_s: float, fps: float) -> int:
+    """How many frames a constant-rate file should hold `elapsed_s` after its
+    first frame, so its duration follows the wall clock."""
+    return int(elapsed_s * fps) + 1
+
+
 class _SegmentWriter:
+    """One segment file at a constant frame rate: frames are repeated or
+    dropped so the file's duration matches the wall-clock span it covers."""
+
     def __init__(self, request: RecordingRequest, fps: float, size: tuple[int, int]) -> None:
         self.segment_id = new_id()
+        self.fps = fps
+        self.opened_at: float | None = None
         self.path = request.directory / f"{self.segment_id}.mp4"
         self.start: datetime | None = None
         self.end: datetime | None = None
@@ -62,11 +88,16 @@ class _SegmentWriter:
         if not self._writer.isOpened():
             raise CameraError(f"cannot open a {FOURCC} writer for {self.path.name}")
 
-    def write(self, frame: MatLike, at: datetime) -> None:
-        self._writer.write(frame)
+    def write(self, frame: MatLike, arrived: float, at: datetime) -> None:
+        if self.opened_at is None:
+            self.opened_at = arrived
+        due = frames_due(arrived - self.opened_at, self.fps)
+        # After a stall, repeat at most a second's worth; the gap stays visible.
+        for _ in range(min(due - self.frames, int(self.fps) + 1)):
+            self._writer.write(frame)
+            self.frames += 1
         self.start = self.start or at
         self.end = at
-        self.frames += 1
 
     def seal(self, request: RecordingRequest) -> SealedSegment | None:
         self._writer.release()
@@ -125,26 +156,30 @@ class DecodedRecorder:
             raise CameraError("camera did not open")
         return capture
 
+    def _read(self, capture: cv2.VideoCapture) -> tuple[MatLike, float, datetime]:
+        ok, frame = capture.read()
+        if not ok:
+            raise CameraError("camera stopped delivering frames")
+        return frame, time.monotonic(), utc_now()
+
     def _record(self) -> None:
         capture = self._open()
         try:
-            fps = capture.get(cv2.CAP_PROP_FPS)
-            fps = fps if 1 <= fps <= 120 else DEFAULT_FPS
+            probe = [self._read(capture) for _ in range(FPS_PROBE_FRAMES)]
+            fps = estimate_fps([arrived for _, arrived, _ in probe])
             writer: _SegmentWriter | None = None
             cut_at = 0.0
+            pending = iter(probe)
             while not self._stopping.is_set():
-                ok, frame = capture.read()
-                if not ok:
-                    raise CameraError("camera stopped delivering frames")
-                now = time.monotonic()
-                if writer is not None and now >= cut_at:
+                frame, arrived, at = next(pending, None) or self._read(capture)
+                if writer is not None and arrived >= cut_at:
                     self._emit(writer.seal(self.request))
                     writer = None
                 if writer is None:
                     height, width = frame.shape[:2]
                     writer = _SegmentWriter(self.request, fps, (width, height))
-                    cut_at = now + self.request.segment_seconds
-                writer.write(frame, utc_now())
+                    cut_at = arrived + self.request.segment_seconds
+                writer.write(frame, arrived, at)
             if writer is not None:
                 self._emit(writer.seal(self.request))
         finally:
