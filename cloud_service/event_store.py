@@ -110,6 +110,10 @@ def _project(session: Session, event: Event) -> None:
         case RecordingSegmentEvent(data=data):
             recording = _recording(session, data.recording_id, event.node_id, data.camera_id)
             recording.started_at = recording.started_at or data.start
+            if session.get(tables.Segment, data.segment_id) is not None:
+                # Reported again (a node that crashed between reporting and
+                # noting it did): the first report stands.
+                return
             session.add(tables.Segment(
                 segment_id=data.segment_id, recording_id=data.recording_id,
                 node_id=event.node_id, camera_id=data.camera_id, start=data.start, end=data.end,

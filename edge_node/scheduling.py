@@ -50,7 +50,27 @@ class Want:
 
 
 def _at(day: date, wall: time, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
+    """The UTC instant the zone's clock first reads `wall` on `day`.
+
+    In a fall-back overlap that is the first of the two; in a spring-forward
+    gap (a wall time that never happens) it is the instant the clock jumps
+    past it.
+    """
+    local = datetime.combine(day, wall)
+    first = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == local:
+        return first
+    # In a gap fold=1 reads the wall time with the later offset (too early) and
+    # fold=0 with the earlier one (too late): find the jump between them.
+    low = local.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    high = first
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= local:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0)
 
 
 def _window_active(start_time: time, end_time: time, zone: ZoneInfo, now: datetime,

@@ -7,6 +7,7 @@ bytes) so it compares directly with an object's metadata.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,3 +65,16 @@ def object_name(prefix: str, node_id: str, camera_id: str, start: datetime,
     utc = start.astimezone(UTC)
     name = (f"{node_id}/{camera_id}/{utc:%Y/%m/%d}/{utc:%Y%m%dT%H%M%SZ}_{segment_id}.mp4")
     return f"{prefix.strip('/')}/{name}" if prefix.strip("/") else name
+
+
+def sidecar_path(segment_path: Path) -> Path:
+    return segment_path.with_suffix(".json")
+
+
+def write_sidecar(segment_path: Path, *, recording_id: str, camera_id: str, start: datetime,
+                  codec: str, width: int, height: int) -> None:
+    """What a segment is, written when it opens and removed once it is reported,
+    so a segment left behind by a crash can be sealed and reported on restart."""
+    sidecar_path(segment_path).write_text(json.dumps({
+        "recording_id": recording_id, "camera_id": camera_id, "start": start.isoformat(),
+        "codec": codec, "width": width, "height": height}))
