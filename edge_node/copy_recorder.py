@@ -15,13 +15,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any, get_args
 
 import av
 import av.error
 
 from edge_node.decoded_recorder import CameraError, RecordingRequest
+from edge_node.media_clock import MediaClock
 from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file, write_sidecar
 from schemas.events import Codec
 from schemas.ids import new_id, utc_now
@@ -40,44 +40,54 @@ def transports(setting: str) -> list[str]:
 
 
 class _CopySegment:
-    def __init__(self, request: RecordingRequest, template: Any, codec: Codec) -> None:
+    def __init__(self, request: RecordingRequest, template: Any, codec: Codec,
+                 opened_at: float) -> None:
         self.request = request
+        self.opened_at = opened_at
         self.segment_id = new_id()
         self.path = request.directory / f"{self.segment_id}.mp4"
         self.codec = codec
         self.width = int(template.codec_context.width)
         self.height = int(template.codec_context.height)
-        self.start: datetime | None = None
-        self.end: datetime | None = None
+        self.first_s: float | None = None  # media time of the earliest frame
+        self.last_s = 0.0
         self.frames = 0
         self._offset: int | None = None
         self._output = av.open(str(self.path), "w", format="mp4", options=FRAGMENTED_MP4)
         self._stream = self._output.add_stream_from_template(template)
 
-    def mux(self, packet: Any, at: datetime) -> None:
+    def due(self, media_s: float, arrived: float) -> bool:
+        """Time to cut: `segment_seconds` of media behind us, or twice that of
+        wall clock should the camera's timestamps be broken."""
+        length = self.request.segment_seconds
+        return (self.first_s is not None and media_s - self.first_s >= length) or (
+            arrived - self.opened_at >= 2 * length)
+
+    def mux(self, packet: Any, media_s: float) -> None:
         if self._offset is None:
             self._offset = packet.dts
-            self.start = at
             write_sidecar(self.path, recording_id=self.request.recording_id,
-                          camera_id=self.request.camera_id, start=at, codec=self.codec,
+                          camera_id=self.request.camera_id, start=utc_now(), codec=self.codec,
                           width=self.width, height=self.height)
+        self.first_s = media_s if self.first_s is None else min(self.first_s, media_s)
+        self.last_s = max(self.last_s, media_s)
         packet.pts -= self._offset
         packet.dts -= self._offset
         packet.stream = self._stream
         self._output.mux(packet)
         self.frames += 1
-        self.end = at
 
-    def seal(self) -> SealedSegment | None:
+    def seal(self, clock: MediaClock) -> SealedSegment | None:
         self._output.close()  # writes the last fragment
-        if self.frames == 0 or self.start is None or self.end is None:
+        if self.frames == 0 or self.first_s is None:
             self.path.unlink(missing_ok=True)
             return None
         fsync_file(self.path)
         return SealedSegment(
             recording_id=self.request.recording_id, segment_id=self.segment_id,
-            camera_id=self.request.camera_id, path=self.path, start=self.start, end=self.end,
-            bytes=self.path.stat().st_size, crc32c=crc32c_of_file(self.path), codec=self.codec,
+            camera_id=self.request.camera_id, path=self.path, start=clock.wall(self.first_s),
+            end=clock.wall(self.last_s), bytes=self.path.stat().st_size,
+            crc32c=crc32c_of_file(self.path), codec=self.codec,
             width=self.width, height=self.height, frames=self.frames, lost_packets=0)
 
 
@@ -154,26 +164,29 @@ class CopyRecorder:
 
     def _copy(self, container: Any, stream: Any, codec: Codec) -> None:
         segment: _CopySegment | None = None
-        cut_at = 0.0
+        clock = MediaClock()
+        time_base = float(stream.time_base)
+        epoch_minus_monotonic = time.time() - time.monotonic()
         try:
             for packet in self._packets(container, stream):
                 arrived = time.monotonic()
+                media_s = packet.pts * time_base
+                clock.observe(media_s, arrived + epoch_minus_monotonic)
                 self.packets += 1
                 self.last_packet_at = arrived
-                if segment is None or (packet.is_keyframe and arrived >= cut_at):
+                if segment is None or (packet.is_keyframe and segment.due(media_s, arrived)):
                     if not packet.is_keyframe:
                         continue  # a segment starts on a key frame
                     if segment is not None:
-                        self._emit(segment.seal())
-                    segment = _CopySegment(self.request, stream, codec)
-                    cut_at = arrived + self.request.segment_seconds
-                segment.mux(packet, utc_now())
+                        self._emit(segment.seal(clock))
+                    segment = _CopySegment(self.request, stream, codec, arrived)
+                segment.mux(packet, media_s)
                 if self._stopping.is_set():
                     break
         finally:
             # Also when the camera drops mid-segment: what was recorded is kept.
             if segment is not None:
-                self._emit(segment.seal())
+                self._emit(segment.seal(clock))
 
     def _emit(self, segment: SealedSegment | None) -> None:
         if segment is not None:

@@ -20,12 +20,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 from edge_node.backoff import backoff_delay
-from edge_node.decoded_recorder import DecodedRecorder, RecordingRequest
+from edge_node.decoded_recorder import RecordingRequest
 from edge_node.desired_state import DesiredStateStore
 from edge_node.events import EventEmitter
 from edge_node.file_store import FileStore, file_root
 from edge_node.mqtt_link import Connected, Inbound, NodeLink, SessionCounter
 from edge_node.outbox import Outbox
+from edge_node.recorders import Recorder, make_recorder
 from edge_node.scheduling import ManualRecording, Want, cameras_to_record
 from edge_node.segments import SealedSegment
 from edge_node.settings import EdgeSettings
@@ -89,7 +90,7 @@ class RecorderExited:
 
 @dataclass
 class _Active:
-    recorder: DecodedRecorder
+    recorder: Recorder
     want: Want
     stop_reason: StopReason | None = None
 
@@ -345,8 +346,8 @@ class EdgeNode:
         request = RecordingRequest(recording_id, camera.camera_id, camera.url,
                                    want.segment_seconds,
                                    self.settings.data_dir / "segments" / camera.camera_id)
-        recorder = DecodedRecorder(
-            request, on_segment=lambda s: self.inbox.put(SegmentReady(s)),
+        recorder = make_recorder(
+            request, camera.transport, on_segment=lambda s: self.inbox.put(SegmentReady(s)),
             on_exit=lambda: self.inbox.put(RecorderExited(camera.camera_id, recording_id)))
         self.active[camera.camera_id] = _Active(recorder, want)
         self.events.emit("recording.started", RecordingStarted(

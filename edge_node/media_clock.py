@@ -1,0 +1,28 @@
+"""When a frame was captured, on the node's UTC clock, from its media timestamp.
+
+A camera's packets reach us late and unevenly (an RTSP session hands over
+seconds of buffered packets at once when it opens), so arrival time is a poor
+capture time. Media timestamps are exact relative to each other; the wall
+clock is anchored on the least-delayed packet seen, i.e. the smallest
+`arrival - media time`. Pure: the caller supplies both clocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass
+class MediaClock:
+    offset_s: float | None = None  # epoch seconds minus media seconds
+
+    def observe(self, media_s: float, arrived_epoch_s: float) -> None:
+        candidate = arrived_epoch_s - media_s
+        if self.offset_s is None or candidate < self.offset_s:
+            self.offset_s = candidate
+
+    def wall(self, media_s: float) -> datetime:
+        if self.offset_s is None:
+            raise ValueError("no packet observed yet")
+        return datetime.fromtimestamp(self.offset_s + media_s, UTC)
