@@ -151,6 +151,7 @@ def _run(data_dir: Path, log_dir: Path, token: str, http_port: int, *,
         "CCTV_MQTT_URL": broker.url("cctv-cloud"), "CCTV_DATA_DIR": str(data_dir / "cloud"),
         "CCTV_API_TOKENS": token, "CCTV_HTTP_ADDR": f"127.0.0.1:{port}",
         "CCTV_STORAGE_URL": storage, "CCTV_DATABASE_URL": "",
+        "CCTV_MQTT_PROTOCOL": broker.protocol,
     }, log_dir)
     children.append(cloud)
     _wait_healthy(f"{api}/health", cloud, log_dir)
@@ -160,6 +161,7 @@ def _run(data_dir: Path, log_dir: Path, token: str, http_port: int, *,
         "CCTV_NODE_ID": NODE_ID, "CCTV_MQTT_URL": broker.url(NODE_ID),
         "CCTV_DATA_DIR": str(data_dir / "edge"), "CCTV_STORAGE_URL": storage,
         "CCTV_EDGE_HTTP_ADDR": f"127.0.0.1:{edge_port}", "CCTV_HEARTBEAT_S": "10",
+        "CCTV_MQTT_PROTOCOL": broker.protocol,
     }, log_dir)
     children.append(edge)
     summary = {"dashboard": f"{api}/", "api": f"{api}/api", "token": token,

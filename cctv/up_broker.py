@@ -40,6 +40,7 @@ class LocalBroker:
     host: str
     port: int
     passwords: dict[str, str]
+    protocol: str = "5"
 
     @property
     def public_url(self) -> str:
@@ -91,6 +92,8 @@ def start_broker(run_dir: Path, node_ids: Sequence[str],
     passwords = add_accounts(broker.password_file, [*RESERVED_ACCOUNTS, *node_ids])
     broker.start()
     try:
-        yield LocalBroker(kind, broker.host, broker.port, passwords)
+        # amqtt speaks MQTT 3.1.1 only.
+        yield LocalBroker(kind, broker.host, broker.port, passwords,
+                          "5" if kind == "mosquitto" else "3.1.1")
     finally:
         broker.stop()

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from gmqtt import Client, Subscription
-from gmqtt.mqtt.constants import MQTTv50
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
-from schemas.addresses import MqttUrl
+from schemas.addresses import MqttProtocol, MqttUrl
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class CloudLink:
     def __init__(self, url: MqttUrl, *, client_id: str, handler: MessageHandler,
                  subscriptions: Callable[[bool], Sequence[str]],
                  ca_file: Path | None = None, keepalive: int = 30,
-                 connect_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float = 30.0, protocol: MqttProtocol = "5") -> None:
         self._url = url
         self._client_id = client_id
         self._handler = handler
@@ -50,6 +50,9 @@ class CloudLink:
         self._ca_file = ca_file
         self._keepalive = keepalive
         self._connect_timeout_s = connect_timeout_s
+        self._version = MQTTv50 if protocol == "5" else MQTTv311
+        if protocol != "5":
+            logger.warning("mqtt.protocol_3_1_1 consequence=messages acknowledged before commit")
         self._client: Client | None = None
         self.connected = asyncio.Event()
 
@@ -65,7 +68,7 @@ class CloudLink:
             await asyncio.wait_for(client.connect(
                 self._url.host, self._url.port,
                 ssl=tls_context(self._ca_file) if self._url.tls else False,
-                keepalive=self._keepalive, version=MQTTv50), self._connect_timeout_s)
+                keepalive=self._keepalive, version=self._version), self._connect_timeout_s)
         except (OSError, TimeoutError, Exception) as exc:  # gmqtt raises bare Exceptions
             raise LinkError(f"cannot connect to {self._url.redacted()}: {exc}") from exc
 

@@ -52,7 +52,7 @@ async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -
         client_id=f"cctv-cloud-{secrets.token_hex(4)}" if settings.ephemeral_session
         else settings.mqtt_client_id,
         handler=ingest.handle, subscriptions=lambda mqtt5: ingest_subscriptions(topics, mqtt5),
-        ca_file=settings.mqtt_ca_file)
+        ca_file=settings.mqtt_ca_file, protocol=settings.mqtt_protocol)
     app = create_app(ApiContext(engine, topics, publish_retained, tokens))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            access_log=False, lifespan="off"))

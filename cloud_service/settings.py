@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from schemas.addresses import MqttUrl, parse_host_port
+from schemas.addresses import MqttProtocol, MqttUrl, parse_host_port
 from schemas.topics import DEFAULT_PREFIX, TopicTable
 
 
@@ -43,6 +43,8 @@ class CloudSettings(BaseSettings):
                     "Give each cloud process its own.")
     ephemeral_session: bool = Field(
         default=False, description="Use a random client id (tests, throwaway runs).")
+    mqtt_protocol: MqttProtocol = Field(
+        default="5", description="MQTT protocol version: 5, or 3.1.1 for a broker without 5.")
     mqtt_ca_file: Path | None = Field(default=None, description="CA file for mqtts://.")
 
     @field_validator("api_tokens", mode="before")

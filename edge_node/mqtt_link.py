@@ -24,7 +24,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_node.desired_state import write_atomically
-from schemas.addresses import MqttUrl
+from schemas.addresses import MqttProtocol, MqttUrl
 from schemas.codec import encode
 from schemas.ids import utc_now
 from schemas.status import NodeStatus
@@ -66,8 +66,8 @@ class SessionCounter:
 class NodeLink:
     def __init__(self, url: MqttUrl, node_id: str, topics: TopicTable, *,
                  sessions: SessionCounter, deliver: Callable[[Inbound | Connected], None],
-                 version: str,
-                 ca_file: Path | None = None, keepalive: int = 30) -> None:
+                 version: str, ca_file: Path | None = None, keepalive: int = 30,
+                 protocol: MqttProtocol = "5") -> None:
         self._url = url
         self._node_id = node_id
         self._topics = topics
@@ -76,6 +76,7 @@ class NodeLink:
         self._version = version
         self._ca_file = ca_file
         self._keepalive = keepalive
+        self._mqtt5 = protocol == "5"
         self._client: mqtt.Client | None = None
         self._lock = threading.Lock()
         self.session = 0
@@ -92,7 +93,8 @@ class NodeLink:
 
     def start(self) -> None:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._node_id,
-                             protocol=mqtt.MQTTv5)
+                             protocol=mqtt.MQTTv5 if self._mqtt5 else mqtt.MQTTv311,
+                             clean_session=None if self._mqtt5 else False)
         client.username_pw_set(self._url.username or self._node_id, self._url.password)
         if self._url.tls:
             client.tls_set(ca_certs=str(self._ca_file) if self._ca_file else None,
@@ -103,13 +105,16 @@ class NodeLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._arm_will(client)
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
         self._client = client
         # connect_async + loop_start: the node records with no broker at all and
         # paho keeps retrying in the background.
-        client.connect_async(self._url.host, self._url.port, keepalive=self._keepalive,
-                             clean_start=False, properties=properties)
+        if self._mqtt5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            client.connect_async(self._url.host, self._url.port, keepalive=self._keepalive,
+                                 clean_start=False, properties=properties)
+        else:
+            client.connect_async(self._url.host, self._url.port, keepalive=self._keepalive)
         client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -121,7 +121,7 @@ class EdgeNode:
             MqttUrl.parse(self.settings.mqtt_url.get_secret_value()), self.node_id, self.topics,
             sessions=SessionCounter(data / "session"), deliver=self.inbox.put,
             version=self.version, ca_file=self.settings.mqtt_ca_file,
-            keepalive=self.settings.keepalive_s)
+            keepalive=self.settings.keepalive_s, protocol=self.settings.mqtt_protocol)
         self.uploader = Uploader(FileStore(file_root(self.settings.resolved_storage_url)),
                                  self.node_id, "", self.inbox.put)
         self.active: dict[str, _Active] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.addresses import MqttUrl, parse_host_port
+from schemas.addresses import MqttProtocol, MqttUrl, parse_host_port
 from schemas.ids import check_id
 from schemas.topics import DEFAULT_PREFIX, TopicTable
 
@@ -28,6 +28,8 @@ class EdgeSettings(BaseSettings):
     edge_http_addr: str = Field(default="127.0.0.1:8081", description="Local API HOST:PORT.")
     topic_prefix: str = Field(default=DEFAULT_PREFIX, description="MQTT topic prefix.")
     log_level: str = Field(default="INFO", description="Logging level.")
+    mqtt_protocol: MqttProtocol = Field(
+        default="5", description="MQTT protocol version: 5, or 3.1.1 for a broker without 5.")
     mqtt_ca_file: Path | None = Field(default=None, description="CA file for mqtts://.")
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Heartbeat interval.")

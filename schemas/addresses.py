@@ -7,9 +7,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+# MQTT 5 in production; 3.1.1 only for a broker that speaks nothing else (the
+# embedded amqtt demo broker), at the cost of acknowledge-after-commit.
+MqttProtocol = Literal["5", "3.1.1"]
 
 
 @dataclass(frozen=True)

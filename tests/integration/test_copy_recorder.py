@@ -18,10 +18,12 @@ from tests.fixtures.media import RtspCameraFactory
 def probe_duration(path: Path) -> float:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        packets = [p for p in container.demux(stream) if p.pts is not None]
         assert stream.codec_context.name == "h264"
-        first = min(p.pts for p in packets)
-        last = max(p.pts + (p.duration or 0) for p in packets)
+        assert stream.time_base is not None
+        spans = [(p.pts, p.pts + (p.duration or 0)) for p in container.demux(stream)
+                 if p.pts is not None]
+        first = min(start for start, _ in spans)
+        last = max(end for _, end in spans)
         return float((last - first) * stream.time_base)
 
 
