@@ -49,7 +49,7 @@ def up(
 ) -> None:
     """Run the whole system on this machine: broker, cloud, one edge node with a
     synthetic camera, file storage. Ctrl-C stops it."""
-    from cctv.up import run_up  # noqa: PLC0415  # keep `cctv --help` fast
+    from cctv.up import run_up
 
     setup_logging(os.environ.get("CCTV_LOG_LEVEL", "INFO"))
     try:
@@ -61,8 +61,8 @@ def up(
 @app.command()
 def cloud() -> None:
     """Run the cloud service (ingest, REST API, dashboard) from CCTV_* settings."""
-    from cloud_service.service import ConfigError, serve  # noqa: PLC0415
-    from cloud_service.settings import CloudSettings  # noqa: PLC0415
+    from cloud_service.service import ConfigError, serve
+    from cloud_service.settings import CloudSettings
 
     try:
         settings = CloudSettings()
@@ -80,8 +80,8 @@ def cloud() -> None:
 @app.command()
 def edge() -> None:
     """Run an edge node from CCTV_* settings (CCTV_NODE_ID, CCTV_MQTT_URL, ...)."""
-    from edge_node.service import EdgeNode  # noqa: PLC0415
-    from edge_node.settings import EdgeSettings  # noqa: PLC0415
+    from edge_node.service import EdgeNode
+    from edge_node.settings import EdgeSettings
 
     try:
         settings = EdgeSettings()
@@ -92,6 +92,43 @@ def edge() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: node.stop())
     node.run()
+
+
+@app.command()
+def trigger(
+    node_id: Annotated[str, typer.Argument(help="The node the camera is on.")],
+    camera_id: Annotated[str, typer.Argument(help="The camera to record.")],
+    duration: Annotated[int, typer.Option(help="Seconds to record.", min=1)] = 30,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 10.0,
+    mqtt_url: Annotated[str | None, typer.Option(
+        envvar="CCTV_MQTT_URL", help="Broker URL with the cctv-operator account.")] = None,
+    ca_file: Annotated[Path | None, typer.Option(
+        envvar="CCTV_MQTT_CA_FILE", help="CA file for mqtts://.")] = None,
+) -> None:
+    """Record a camera by hand now. Exit 0 accepted, 1 refused, 2 no reply in time."""
+    from cctv.trigger import TriggerError, send_record
+    from schemas.addresses import MqttUrl
+    from schemas.ids import check_id
+    from schemas.topics import TopicTable
+
+    if mqtt_url is None:
+        fail("CCTV_MQTT_URL: set it (mqtt://cctv-operator:PASSWORD@host:1883)")
+    try:
+        url = MqttUrl.parse(mqtt_url)
+        check_id(node_id, "node id")
+        check_id(camera_id, "camera id")
+        topics = TopicTable(os.environ.get("CCTV_TOPIC_PREFIX", "cctv/v1"))
+        code, reply = send_record(url, topics, node_id=node_id, camera_id=camera_id,
+                                  duration_s=duration, timeout_s=timeout, ca_file=ca_file)
+    except (ValueError, TriggerError) as exc:
+        fail(str(exc))
+    if reply is None:
+        typer.echo(f"no reply from {node_id} within {timeout:g} s", err=True)
+    elif reply.ok:
+        typer.echo(f"recording {camera_id} on {node_id}: {json.dumps(reply.result)}")
+    else:
+        typer.echo(f"refused by {node_id}: {reply.error}", err=True)
+    raise typer.Exit(code)
 
 
 def _read_ids(node_ids: list[str]) -> list[str]:
@@ -113,8 +150,8 @@ def node_add(
         help="Signal this broker to reload its password file.")] = None,
 ) -> None:
     """Create nodes' broker accounts and print each node's env file."""
-    from broker.passwords import signal_reload  # noqa: PLC0415
-    from cctv.provisioning import provision_nodes  # noqa: PLC0415
+    from broker.passwords import BrokerNotRunningError, signal_reload
+    from cctv.provisioning import provision_nodes
 
     if password_file is None:
         fail("CCTV_BROKER_PASSWORD_FILE: set it or pass --password-file")
@@ -136,15 +173,18 @@ def node_add(
         typer.echo("\n".join(envs.values()), nl=False)
     _register_with_cloud(list(envs))
     if broker_pid_file is not None:
-        signal_reload(broker_pid_file)
+        try:
+            signal_reload(broker_pid_file)
+        except BrokerNotRunningError as exc:
+            fail(f"accounts written, but the broker was not reloaded: {exc}", 1)
 
 
 def _register_with_cloud(node_ids: list[str]) -> None:
     url = os.environ.get("CCTV_DATABASE_URL")
     if not url:
         return
-    from cloud_service.database import make_engine, migrate  # noqa: PLC0415
-    from cloud_service.registry import register_nodes  # noqa: PLC0415
+    from cloud_service.database import make_engine, migrate
+    from cloud_service.registry import register_nodes
 
     engine = make_engine(url)
     migrate(engine)
@@ -161,8 +201,8 @@ def broker_account(
         envvar="CCTV_BROKER_PUBLIC_URL", help="Broker URL.")] = "mqtt://127.0.0.1:1883",
 ) -> None:
     """Create (or reset) a service account and print its CCTV_MQTT_URL line."""
-    from broker.passwords import RESERVED_ACCOUNTS, add_accounts  # noqa: PLC0415
-    from cctv.provisioning import node_mqtt_url  # noqa: PLC0415
+    from broker.passwords import RESERVED_ACCOUNTS, add_accounts
+    from cctv.provisioning import node_mqtt_url
 
     if account not in RESERVED_ACCOUNTS:
         fail(f"account must be one of {', '.join(RESERVED_ACCOUNTS)}, not {account!r}")
@@ -182,7 +222,7 @@ def broker_certs(
         "--hostname", help="Extra name or IP for the server certificate (repeatable).")] = None,
 ) -> None:
     """Make a development CA and a server certificate for the TLS listener."""
-    from broker.certs import generate_dev_certs  # noqa: PLC0415
+    from broker.certs import generate_dev_certs
 
     files = generate_dev_certs(directory, hostname or [])
     typer.echo(f"cafile {files.ca_file}\ncertfile {files.cert_file}\nkeyfile {files.key_file}")
@@ -194,7 +234,7 @@ def broker_run(
     port: Annotated[int, typer.Option(help="Plain MQTT port on loopback.")] = 1883,
 ) -> None:
     """Run Mosquitto from the project's mosquitto.conf on PORT until Ctrl-C."""
-    from broker.launcher import BrokerStartError, MosquittoBroker  # noqa: PLC0415
+    from broker.launcher import BrokerStartError, MosquittoBroker
 
     setup_logging(os.environ.get("CCTV_LOG_LEVEL", "INFO"))
     broker = MosquittoBroker(data_dir.resolve(), port=port)
@@ -213,7 +253,7 @@ def broker_run(
 @schemas_app.command("asyncapi")
 def schemas_asyncapi() -> None:
     """Print the AsyncAPI 3.0 document of the MQTT contract (docs/asyncapi.json)."""
-    from schemas.asyncapi import asyncapi_document  # noqa: PLC0415
+    from schemas.asyncapi import asyncapi_document
 
     typer.echo(json.dumps(asyncapi_document(), indent=2))
 

@@ -16,6 +16,7 @@ from sqlalchemy import tuple_
 from sqlmodel import Session, col, select
 
 from cloud_service import tables
+from cloud_service.node_rows import new_node
 from cloud_service.sequencing import advance
 from schemas.events import (
     Event,
@@ -38,11 +39,7 @@ class StoreResult:
 
 
 def ensure_node(session: Session, node_id: str, now: datetime) -> tables.Node:
-    node = session.get(tables.Node, node_id)
-    if node is None:
-        node = tables.Node(node_id=node_id, created_at=now)
-        session.add(node)
-    return node
+    return session.get(tables.Node, node_id) or new_node(session, node_id, now)
 
 
 def store_events(session: Session, events: Sequence[Event], received_at: datetime) -> StoreResult:

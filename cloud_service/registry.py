@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from cloud_service import tables
+from cloud_service.node_rows import new_node
 from schemas.ids import check_id, utc_now
 
 
@@ -19,6 +20,7 @@ def register_nodes(engine: Engine, node_ids: Iterable[str]) -> int:
         known = set(session.exec(select(tables.Node.node_id).where(
             col(tables.Node.node_id).in_(ids))))
         new = [n for n in ids if n not in known]
-        session.add_all(tables.Node(node_id=n, created_at=now) for n in new)
+        for node_id in new:
+            new_node(session, node_id, now)
         session.commit()
     return len(new)

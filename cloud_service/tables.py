@@ -94,3 +94,14 @@ class Event(SQLModel, table=True):
     ts: datetime | None = _utc_column()
     received_at: datetime | None = _utc_column(index=True)
     envelope: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class RetiredNode(SQLModel, table=True):
+    """The revisions a deleted node had reached: a node id registered again
+    goes on from them, since its node only applies higher revisions."""
+
+    __tablename__ = "retired_node"
+
+    node_id: str = Field(primary_key=True, max_length=63)
+    schedules_revision: int = 0
+    cameras_revision: int = 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 from cv2.typing import MatLike
 
-from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file
+from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file, write_sidecar
 from schemas.events import Codec
 from schemas.ids import new_id, utc_now
 
@@ -77,6 +77,7 @@ class _SegmentWriter:
 
     def __init__(self, request: RecordingRequest, fps: float, size: tuple[int, int]) -> None:
         self.segment_id = new_id()
+        self.request = request
         self.fps = fps
         self.opened_at: float | None = None
         self.path = request.directory / f"{self.segment_id}.mp4"
@@ -91,6 +92,9 @@ class _SegmentWriter:
     def write(self, frame: MatLike, arrived: float, at: datetime) -> None:
         if self.opened_at is None:
             self.opened_at = arrived
+            write_sidecar(self.path, recording_id=self.request.recording_id,
+                          camera_id=self.request.camera_id, start=at, codec=CODEC,
+                          width=self.size[0], height=self.size[1])
         due = frames_due(arrived - self.opened_at, self.fps)
         # After a stall, repeat at most a second's worth; the gap stays visible.
         for _ in range(min(due - self.frames, int(self.fps) + 1)):

@@ -115,5 +115,6 @@ class Outbox:
         with self._lock:
             depth, oldest = self._conn.execute(
                 "SELECT count(*), min(created) FROM outbox").fetchone()
-        age = max(0.0, (now or time.time()) - oldest) if oldest is not None else 0.0
+        now = time.time() if now is None else now
+        age = max(0.0, now - oldest) if oldest is not None else 0.0
         return OutboxStats(depth=depth, oldest_s=age)

@@ -25,10 +25,12 @@ from edge_node.desired_state import DesiredStateStore
 from edge_node.events import EventEmitter
 from edge_node.file_store import FileStore, file_root
 from edge_node.mqtt_link import Connected, Inbound, NodeLink, SessionCounter
+from edge_node.open_recordings import OpenRecordings
 from edge_node.outbox import Outbox
 from edge_node.recorders import Recorder, make_recorder
+from edge_node.recovery import LostSegment, recover_segments
 from edge_node.scheduling import ManualRecording, Want, cameras_to_record
-from edge_node.segments import SealedSegment
+from edge_node.segments import SealedSegment, sidecar_path
 from edge_node.settings import EdgeSettings
 from edge_node.uploader import UploadDone, Uploader, UploadFailedResult
 from schemas.addresses import MqttUrl
@@ -51,7 +53,7 @@ from schemas.events import (
     UploadCompleted,
     UploadFailed,
 )
-from schemas.ids import new_id, utc_now
+from schemas.ids import is_valid_id, new_id, utc_now
 from schemas.schedules import ScheduleSet
 from schemas.status import (
     CameraHealth,
@@ -115,6 +117,8 @@ class EdgeNode:
         self.topics = TopicTable(self.settings.topic_prefix)
         self.version = package_version()
         self.desired = DesiredStateStore(data / "state")
+        self.segments_dir = data / "segments"
+        self.open_recordings = OpenRecordings(data / "recordings")
         self.outbox = Outbox(data / "outbox.db")
         self.events = EventEmitter(self.node_id, self.topics, self.outbox, self._send_outbox)
         self.link = NodeLink(
@@ -142,6 +146,7 @@ class EdgeNode:
         self.outbox.open()
         self._sent_upto = self.outbox.acked_seq
         self.uploader.start()
+        self._recover()
         self.link.start()
         logger.info("edge.started node_id=%s schedules_revision=%d cameras_revision=%d",
                     self.node_id, self.desired.schedules.revision, self.desired.cameras.revision)
@@ -156,6 +161,27 @@ class EdgeNode:
                     self._tick()
         finally:
             self._shutdown()
+
+    def _recover(self) -> None:
+        """Report what a crash left behind before recording anything new."""
+        recovered: dict[str, int] = {}
+        for item in recover_segments(self.segments_dir):
+            if isinstance(item, LostSegment):
+                self.events.emit("recording.failed", RecordingFailed(
+                    camera_id=item.camera_id, recording_id=item.recording_id or None,
+                    error=f"segment {item.segment_id} {item.error}", will_retry=False))
+                sidecar_path(self.segments_dir / item.camera_id / f"{item.segment_id}.mp4"
+                             ).unlink(missing_ok=True)
+            else:
+                self._on_segment(item)
+                recovered[item.recording_id] = recovered.get(item.recording_id, 0) + 1
+        for left in self.open_recordings.leftovers():
+            if is_valid_id(left.camera_id):
+                self.events.emit("recording.stopped", RecordingStopped(
+                    recording_id=left.recording_id, camera_id=left.camera_id,
+                    reason="shutdown", segments=left.segments + recovered.get(
+                        left.recording_id, 0)))
+            self.open_recordings.closed(left.recording_id)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -345,11 +371,12 @@ class EdgeNode:
         recording_id = new_id()
         request = RecordingRequest(recording_id, camera.camera_id, camera.url,
                                    want.segment_seconds,
-                                   self.settings.data_dir / "segments" / camera.camera_id)
+                                   self.segments_dir / camera.camera_id)
         recorder = make_recorder(
             request, camera.transport, on_segment=lambda s: self.inbox.put(SegmentReady(s)),
             on_exit=lambda: self.inbox.put(RecorderExited(camera.camera_id, recording_id)))
         self.active[camera.camera_id] = _Active(recorder, want)
+        self.open_recordings.opened(recording_id, camera.camera_id)
         self.events.emit("recording.started", RecordingStarted(
             recording_id=recording_id, camera_id=camera.camera_id, trigger=want.trigger,
             schedule_id=want.schedule_id, command_id=want.command_id))
@@ -365,6 +392,12 @@ class EdgeNode:
             bytes=segment.bytes, crc32c=segment.crc32c, container="mp4",
             codec=segment.codec, width=segment.width, height=segment.height,
             frames=segment.frames, lost_packets=segment.lost_packets))
+        # Reported (in the outbox): no longer a crash's leftover.
+        sidecar_path(segment.path).unlink(missing_ok=True)
+        active = self.active.get(segment.camera_id)
+        if active is not None and active.recorder.request.recording_id == segment.recording_id:
+            self.open_recordings.segment_reported(segment.recording_id, segment.camera_id,
+                                                  active.recorder.segments)
         self.uploader.submit(segment)
 
     def _on_recorder_exit(self, message: RecorderExited) -> None:
@@ -385,6 +418,7 @@ class EdgeNode:
         self.events.emit("recording.stopped", RecordingStopped(
             recording_id=message.recording_id, camera_id=message.camera_id,
             reason=reason, segments=recorder.segments))
+        self.open_recordings.closed(message.recording_id)
         logger.info("recording.stopped camera_id=%s reason=%s segments=%d",
                     message.camera_id, reason, recorder.segments)
 

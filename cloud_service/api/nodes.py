@@ -11,6 +11,7 @@ from sqlmodel import col, func, select
 
 from cloud_service import tables
 from cloud_service.api.context import Ctx, DbSession, Limit, Offset, Page
+from cloud_service.node_rows import new_node, retire_node
 from cloud_service.timeutil import as_utc
 from schemas.ids import ID_PATTERN, Identifier, utc_now
 from schemas.topics import Channel
@@ -68,8 +69,7 @@ def list_nodes(session: DbSession, limit: Limit = 100, offset: Offset = 0,
 def register_node(body: NodeIn, session: DbSession) -> NodeOut:
     if session.get(tables.Node, body.node_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"node {body.node_id} already exists")
-    row = tables.Node(node_id=body.node_id, created_at=utc_now())
-    session.add(row)
+    row = new_node(session, body.node_id, utc_now())
     session.commit()
     session.refresh(row)
     return NodeOut.of(row)
@@ -90,7 +90,7 @@ def delete_node(node_id: NodeIdPath, session: DbSession, context: Ctx) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no node {node_id}")
     for camera in session.exec(select(tables.Camera).where(tables.Camera.node_id == node_id)):
         session.delete(camera)
-    session.delete(row)
+    retire_node(session, row)
     session.commit()
     # An empty retained payload clears the node's desired state at the broker.
     for channel in (Channel.SCHEDULES, Channel.CAMERAS):

@@ -115,7 +115,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_camera_node_id"), ["node_id"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("camera", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_camera_node_id"))
