@@ -12,16 +12,21 @@ per camera; never logs the camera's URL.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, get_args
 
 import av
 import av.error
 
-from edge_node.decoded_recorder import CameraError, RecordingRequest
 from edge_node.media_clock import MediaClock
+from edge_node.recorder_thread import (
+    CameraError,
+    CameraProbe,
+    RecorderCallbacks,
+    RecorderThread,
+    RecordingRequest,
+)
 from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file, write_sidecar
 from schemas.events import Codec
 from schemas.ids import new_id, utc_now
@@ -91,44 +96,13 @@ class _CopySegment:
             width=self.width, height=self.height, frames=self.frames, lost_packets=0)
 
 
-class CopyRecorder:
+class CopyRecorder(RecorderThread):
     """One recording of one RTSP camera, in a thread, until `stop()`."""
 
-    def __init__(self, request: RecordingRequest, on_segment: Callable[[SealedSegment], None],
-                 on_exit: Callable[[], None], transport: str = "auto") -> None:
-        self.request = request
-        self._on_segment = on_segment
-        self._on_exit = on_exit
+    def __init__(self, request: RecordingRequest, callbacks: RecorderCallbacks,
+                 transport: str = "auto") -> None:
+        super().__init__(request, callbacks)
         self._transport = transport
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"rec-{request.camera_id}",
-                                        daemon=True)
-        self.segments = 0
-        self.failed: str | None = None
-        self.packets = 0
-        self.last_packet_at = 0.0  # monotonic; read by the watchdog
-
-    def start(self) -> None:
-        self.request.directory.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stopping.set()
-        self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            self._record()
-        except Exception as exc:  # thread edge: reported, never raised
-            self.failed = str(exc) or type(exc).__name__
-            logger.warning("recorder.failed camera_id=%s error=%s", self.request.camera_id,
-                           self.failed, exc_info=not isinstance(exc, CameraError))
-        finally:
-            self._on_exit()
 
     def _open(self) -> Any:
         errors = []
@@ -158,6 +132,10 @@ class CopyRecorder:
             codec = stream.codec_context.name
             if codec not in COPYABLE or codec not in get_args(Codec):
                 raise CameraError(f"codec {codec} cannot be stream-copied")
+            rate = stream.average_rate or stream.guessed_rate
+            self._online(CameraProbe(codec, int(stream.codec_context.width),
+                                     int(stream.codec_context.height),
+                                     float(rate) if rate else None))
             self._copy(container, stream, codec)
         finally:
             container.close()
@@ -169,11 +147,10 @@ class CopyRecorder:
         epoch_minus_monotonic = time.time() - time.monotonic()
         try:
             for packet in self._packets(container, stream):
-                arrived = time.monotonic()
+                self._received(packet.size)
+                arrived = self.last_packet_at
                 media_s = packet.pts * time_base
                 clock.observe(media_s, arrived + epoch_minus_monotonic)
-                self.packets += 1
-                self.last_packet_at = arrived
                 if segment is None or (packet.is_keyframe and segment.due(media_s, arrived)):
                     if not packet.is_keyframe:
                         continue  # a segment starts on a key frame
@@ -187,10 +164,3 @@ class CopyRecorder:
             # Also when the camera drops mid-segment: what was recorded is kept.
             if segment is not None:
                 self._emit(segment.seal(clock))
-
-    def _emit(self, segment: SealedSegment | None) -> None:
-        if segment is not None:
-            self.segments += 1
-            logger.info("segment.sealed camera_id=%s segment_id=%s bytes=%d frames=%d",
-                        segment.camera_id, segment.segment_id, segment.bytes, segment.frames)
-            self._on_segment(segment)

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import cv2
 from cv2.typing import MatLike
 
+from edge_node.recorder_thread import (
+    CameraError,
+    CameraProbe,
+    RecorderThread,
+    RecordingRequest,
+)
 from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file, write_sidecar
 from schemas.events import Codec
 from schemas.ids import new_id, utc_now
@@ -33,19 +34,6 @@ DEFAULT_FPS = 10.0
 FPS_PROBE_FRAMES = 8
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
-
-
-class CameraError(RuntimeError):
-    """The camera could not be opened or stopped delivering frames."""
-
-
-@dataclass(frozen=True)
-class RecordingRequest:
-    recording_id: str
-    camera_id: str
-    url: str
-    segment_seconds: int
-    directory: Path
 
 
 def _capture_source(url: str) -> str | int:
@@ -116,41 +104,8 @@ class _SegmentWriter:
             width=self.size[0], height=self.size[1], frames=self.frames, lost_packets=0)
 
 
-class DecodedRecorder:
-    """One recording of one camera, in a thread, until `stop()`."""
-
-    def __init__(self, request: RecordingRequest, on_segment: Callable[[SealedSegment], None],
-                 on_exit: Callable[[], None]) -> None:
-        self.request = request
-        self._on_segment = on_segment
-        self._on_exit = on_exit
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"rec-{request.camera_id}",
-                                        daemon=True)
-        self.segments = 0
-        self.failed: str | None = None
-
-    def start(self) -> None:
-        self.request.directory.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stopping.set()
-        self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            self._record()
-        except Exception as exc:  # thread edge: reported, never raised
-            self.failed = str(exc) or type(exc).__name__
-            logger.warning("recorder.failed camera_id=%s error=%s", self.request.camera_id,
-                           self.failed, exc_info=not isinstance(exc, CameraError))
-        finally:
-            self._on_exit()
+class DecodedRecorder(RecorderThread):
+    """One recording of one MJPEG or USB camera, in a thread, until `stop()`."""
 
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(_capture_source(self.request.url), cv2.CAP_ANY, [
@@ -164,13 +119,16 @@ class DecodedRecorder:
         ok, frame = capture.read()
         if not ok:
             raise CameraError("camera stopped delivering frames")
-        return frame, time.monotonic(), utc_now()
+        self._received(frame.nbytes)
+        return frame, self.last_packet_at, utc_now()
 
     def _record(self) -> None:
         capture = self._open()
         try:
             probe = [self._read(capture) for _ in range(FPS_PROBE_FRAMES)]
             fps = estimate_fps([arrived for _, arrived, _ in probe])
+            height, width = probe[0][0].shape[:2]
+            self._online(CameraProbe(CODEC, width, height, fps))
             writer: _SegmentWriter | None = None
             cut_at = 0.0
             pending = iter(probe)
@@ -188,10 +146,3 @@ class DecodedRecorder:
                 self._emit(writer.seal(self.request))
         finally:
             capture.release()
-
-    def _emit(self, segment: SealedSegment | None) -> None:
-        if segment is not None:
-            self.segments += 1
-            logger.info("segment.sealed camera_id=%s segment_id=%s bytes=%d frames=%d",
-                        segment.camera_id, segment.segment_id, segment.bytes, segment.frames)
-            self._on_segment(segment)

@@ -20,14 +20,19 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 from edge_node.backoff import backoff_delay
-from edge_node.decoded_recorder import RecordingRequest
 from edge_node.desired_state import DesiredStateStore
 from edge_node.events import EventEmitter
 from edge_node.file_store import FileStore, file_root
 from edge_node.mqtt_link import Connected, Inbound, NodeLink, SessionCounter
 from edge_node.open_recordings import OpenRecordings
 from edge_node.outbox import Outbox
-from edge_node.recorders import Recorder, make_recorder
+from edge_node.recorder_thread import (
+    CameraProbe,
+    RecorderCallbacks,
+    RecorderThread,
+    RecordingRequest,
+)
+from edge_node.recorders import make_recorder
 from edge_node.recovery import LostSegment, recover_segments
 from edge_node.scheduling import ManualRecording, Want, cameras_to_record
 from edge_node.segments import SealedSegment, sidecar_path
@@ -45,6 +50,7 @@ from schemas.commands import (
     StopCommand,
 )
 from schemas.events import (
+    CameraPresence,
     RecordingFailed,
     RecordingSegment,
     RecordingStarted,
@@ -85,6 +91,12 @@ class SegmentReady:
 
 
 @dataclass(frozen=True)
+class CameraOnline:
+    camera_id: str
+    probe: CameraProbe
+
+
+@dataclass(frozen=True)
 class RecorderExited:
     camera_id: str
     recording_id: str
@@ -92,7 +104,7 @@ class RecorderExited:
 
 @dataclass
 class _Active:
-    recorder: Recorder
+    recorder: RecorderThread
     want: Want
     stop_reason: StopReason | None = None
 
@@ -103,7 +115,8 @@ class _Retry:
     not_before: float = 0.0
 
 
-Message = Inbound | Connected | SegmentReady | RecorderExited | UploadDone | UploadFailedResult
+Message = (Inbound | Connected | SegmentReady | CameraOnline | RecorderExited | UploadDone
+           | UploadFailedResult)
 
 
 @dataclass
@@ -137,6 +150,7 @@ class EdgeNode:
         self._next_heartbeat = 0.0
         self._stopping = threading.Event()
         self._last_segment_at: dict[str, datetime] = {}
+        self.camera_online: dict[str, bool] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -238,6 +252,8 @@ class EdgeNode:
                 self._on_segment(segment)
             case RecorderExited():
                 self._on_recorder_exit(message)
+            case CameraOnline(camera_id=camera_id, probe=probe):
+                self._on_camera_online(camera_id, probe)
             case UploadDone(segment=segment, uri=uri):
                 self.events.emit("upload.completed", UploadCompleted(
                     segment_id=segment.segment_id, uri=uri, bytes=segment.bytes,
@@ -372,9 +388,11 @@ class EdgeNode:
         request = RecordingRequest(recording_id, camera.camera_id, camera.url,
                                    want.segment_seconds,
                                    self.segments_dir / camera.camera_id)
-        recorder = make_recorder(
-            request, camera.transport, on_segment=lambda s: self.inbox.put(SegmentReady(s)),
-            on_exit=lambda: self.inbox.put(RecorderExited(camera.camera_id, recording_id)))
+        camera_id = camera.camera_id
+        recorder = make_recorder(request, camera.transport, RecorderCallbacks(
+            on_segment=lambda s: self.inbox.put(SegmentReady(s)),
+            on_exit=lambda: self.inbox.put(RecorderExited(camera_id, recording_id)),
+            on_online=lambda p: self.inbox.put(CameraOnline(camera_id, p))))
         self.active[camera.camera_id] = _Active(recorder, want)
         self.open_recordings.opened(recording_id, camera.camera_id)
         self.events.emit("recording.started", RecordingStarted(
@@ -400,6 +418,22 @@ class EdgeNode:
                                                   active.recorder.segments)
         self.uploader.submit(segment)
 
+    def _on_camera_online(self, camera_id: str, probe: CameraProbe) -> None:
+        self.retries.pop(camera_id, None)
+        if self.camera_online.get(camera_id) is True:
+            return
+        self.camera_online[camera_id] = True
+        self.events.emit("camera.online", CameraPresence(
+            camera_id=camera_id, fps=probe.fps, width=probe.width, height=probe.height,
+            codec=probe.codec))
+
+    def _on_camera_offline(self, camera_id: str, error: str) -> None:
+        # Once per outage: a camera that stays down is not re-reported each retry.
+        if self.camera_online.get(camera_id) is False:
+            return
+        self.camera_online[camera_id] = False
+        self.events.emit("camera.offline", CameraPresence(camera_id=camera_id, error=error))
+
     def _on_recorder_exit(self, message: RecorderExited) -> None:
         active = self.active.pop(message.camera_id, None)
         if active is None:
@@ -412,6 +446,7 @@ class EdgeNode:
             self.events.emit("recording.failed", RecordingFailed(
                 camera_id=message.camera_id, recording_id=message.recording_id,
                 error=recorder.failed, will_retry=True))
+            self._on_camera_offline(message.camera_id, recorder.failed)
         else:
             self.retries.pop(message.camera_id, None)
         reason = active.stop_reason or "camera_lost"

@@ -10,7 +10,7 @@ import av
 import pytest
 
 from edge_node.copy_recorder import CopyRecorder
-from edge_node.decoded_recorder import RecordingRequest
+from edge_node.recorder_thread import CameraProbe, RecorderCallbacks, RecordingRequest
 from edge_node.segments import SealedSegment, crc32c_of_file
 from tests.fixtures.media import RtspCameraFactory
 
@@ -33,13 +33,16 @@ def test_segments_are_copied_cut_at_key_frames_and_cover_the_wall_clock(
     camera = rtsp_camera()
     segments: list[SealedSegment] = []
     exited = threading.Event()
+    probes: list[CameraProbe] = []
     recorder = CopyRecorder(RecordingRequest("rec-1", "cam-1", camera.url, 2, tmp_path),
-                            segments.append, exited.set, transport="udp")
+                            RecorderCallbacks(segments.append, exited.set, probes.append),
+                            transport="udp")
     recorder.start()
     time.sleep(9)
     recorder.stop()
     assert exited.is_set()
     assert recorder.failed is None
+    assert probes == [CameraProbe("h264", 1280, 720, 15.0)]
     assert len(segments) >= 3
     span = (segments[-1].end - segments[0].start).total_seconds()
     recorded = sum(probe_duration(s.path) for s in segments)
@@ -59,7 +62,7 @@ def test_a_camera_that_dies_ends_the_recording_with_its_footage_kept(
     segments: list[SealedSegment] = []
     exited = threading.Event()
     recorder = CopyRecorder(RecordingRequest("rec-2", "cam-2", camera.url, 60, tmp_path),
-                            segments.append, exited.set, transport="udp")
+                            RecorderCallbacks(segments.append, exited.set), transport="udp")
     recorder.start()
     time.sleep(4)
     camera.kill()
