@@ -36,7 +36,7 @@ OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
 
 
-def _capture_source(url: str) -> str | int:
+def capture_source(url: str) -> str | int:
     return int(url.removeprefix("device://")) if url.startswith("device://") else url
 
 
@@ -108,7 +108,7 @@ class DecodedRecorder(RecorderThread):
     """One recording of one MJPEG or USB camera, in a thread, until `stop()`."""
 
     def _open(self) -> cv2.VideoCapture:
-        capture = cv2.VideoCapture(_capture_source(self.request.url), cv2.CAP_ANY, [
+        capture = cv2.VideoCapture(capture_source(self.request.url), cv2.CAP_ANY, [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
         if not capture.isOpened():
@@ -119,7 +119,8 @@ class DecodedRecorder(RecorderThread):
         ok, frame = capture.read()
         if not ok:
             raise CameraError("camera stopped delivering frames")
-        self._received(frame.nbytes)
+        # Decoded frames say nothing of the stream's bitrate; sealed segments do.
+        self._received(0)
         return frame, self.last_packet_at, utc_now()
 
     def _record(self) -> None:
@@ -135,7 +136,7 @@ class DecodedRecorder(RecorderThread):
             while not self._stopping.is_set():
                 frame, arrived, at = next(pending, None) or self._read(capture)
                 if writer is not None and arrived >= cut_at:
-                    self._emit(writer.seal(self.request))
+                    self._seal(writer)
                     writer = None
                 if writer is None:
                     height, width = frame.shape[:2]
@@ -143,6 +144,12 @@ class DecodedRecorder(RecorderThread):
                     cut_at = arrived + self.request.segment_seconds
                 writer.write(frame, arrived, at)
             if writer is not None:
-                self._emit(writer.seal(self.request))
+                self._seal(writer)
         finally:
             capture.release()
+
+    def _seal(self, writer: _SegmentWriter) -> None:
+        segment = writer.seal(self.request)
+        if segment is not None:
+            self.bytes += segment.bytes
+        self._emit(segment)

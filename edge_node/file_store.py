@@ -34,12 +34,32 @@ class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def put(self, name: str, data: bytes) -> str:
+        """Store a small object (a snapshot) whole; return its URI."""
+        target = self._target(name)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with partial.open("wb") as sink:
+                sink.write(data)
+                sink.flush()
+                os.fsync(sink.fileno())
+            partial.rename(target)
+        except OSError as exc:
+            raise StoreError(f"cannot write {name}: {exc}", retryable=True) from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        return target.as_uri()
+
+    def _target(self, name: str) -> Path:
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            raise StoreError(f"object name {name!r} escapes the store", retryable=False)
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
     def upload(self, segment: SealedSegment, name: str) -> str:
         """Store the segment as object `name`; return its `file://` URI."""
-        target = self.root / name
-        if ".." in Path(name).parts:
-            raise StoreError(f"object name {name!r} escapes the store", retryable=False)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self._target(name)
         if target.exists():
             if crc32c_of_file(target) == segment.crc32c:
                 return target.as_uri()  # an earlier attempt finished: done
