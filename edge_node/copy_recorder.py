@@ -19,7 +19,7 @@ from typing import Any, get_args
 import av
 import av.error
 
-from edge_node.media_clock import MediaClock
+from edge_node.media_clock import MediaClock, frames_missing
 from edge_node.recorder_thread import (
     CameraError,
     CameraProbe,
@@ -57,6 +57,7 @@ class _CopySegment:
         self.first_s: float | None = None  # media time of the earliest frame
         self.last_s = 0.0
         self.frames = 0
+        self.lost_packets = 0
         self._offset: int | None = None
         self._output = av.open(str(self.path), "w", format="mp4", options=FRAGMENTED_MP4)
         self._stream = self._output.add_stream_from_template(template)
@@ -93,7 +94,8 @@ class _CopySegment:
             camera_id=self.request.camera_id, path=self.path, start=clock.wall(self.first_s),
             end=clock.wall(self.last_s), bytes=self.path.stat().st_size,
             crc32c=crc32c_of_file(self.path), codec=self.codec,
-            width=self.width, height=self.height, frames=self.frames, lost_packets=0)
+            width=self.width, height=self.height, frames=self.frames,
+            lost_packets=self.lost_packets)
 
 
 class CopyRecorder(RecorderThread):
@@ -144,10 +146,17 @@ class CopyRecorder(RecorderThread):
         segment: _CopySegment | None = None
         clock = MediaClock()
         time_base = float(stream.time_base)
+        rate = stream.average_rate or stream.guessed_rate
+        frame_ticks = 1 / (float(rate) * time_base) if rate else None
+        previous_dts: int | None = None
         epoch_minus_monotonic = time.time() - time.monotonic()
         try:
             for packet in self._packets(container, stream):
                 self._received(packet.size)
+                lost = frames_missing(previous_dts, packet.dts, frame_ticks) + int(
+                    packet.is_corrupt)
+                previous_dts = packet.dts
+                self.lost_packets += lost
                 arrived = self.last_packet_at
                 media_s = packet.pts * time_base
                 clock.observe(media_s, arrived + epoch_minus_monotonic)
@@ -157,6 +166,7 @@ class CopyRecorder(RecorderThread):
                     if segment is not None:
                         self._emit(segment.seal(clock))
                     segment = _CopySegment(self.request, stream, codec, arrived)
+                segment.lost_packets += lost
                 segment.mux(packet, media_s)
                 if self._stopping.is_set():
                     break

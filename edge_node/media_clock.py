@@ -26,3 +26,16 @@ class MediaClock:
         if self.offset_s is None:
             raise ValueError("no packet observed yet")
         return datetime.fromtimestamp(self.offset_s + media_s, UTC)
+
+
+def frames_missing(previous_dts: int | None, dts: int, frame_ticks: float | None) -> int:
+    """Frames lost between two consecutive packets, judged by their dts gap.
+
+    A jump of more than half a frame beyond the expected interval means the
+    frames in between never arrived (dropped on the network or by the
+    camera). Without a known frame rate, or across a backwards step, none
+    can be counted.
+    """
+    if previous_dts is None or frame_ticks is None or frame_ticks <= 0 or dts <= previous_dts:
+        return 0
+    return max(0, round((dts - previous_dts) / frame_ticks) - 1)

@@ -64,6 +64,7 @@ class RecorderThread(ABC):
         self.segments = 0
         self.failed: str | None = None
         self.packets = 0
+        self.lost_packets = 0
         self.bytes = 0
         self.last_packet_at = time.monotonic()  # read by the service's watchdog
         self.probe: CameraProbe | None = None

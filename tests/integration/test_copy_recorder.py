@@ -70,3 +70,23 @@ def test_a_camera_that_dies_ends_the_recording_with_its_footage_kept(
     assert recorder.failed is not None
     assert len(segments) == 1, "the segment in progress is sealed, not dropped"
     assert probe_duration(segments[0].path) > 1.0
+
+
+@pytest.mark.timeout(60)
+def test_a_stream_with_b_frames_is_copied_playable(
+        rtsp_camera: RtspCameraFactory, h264_clip_bframes: Path, tmp_path: Path) -> None:
+    camera = rtsp_camera(clip=h264_clip_bframes)
+    segments: list[SealedSegment] = []
+    recorder = CopyRecorder(RecordingRequest("rec-3", "cam-3", camera.url, 2, tmp_path),
+                            RecorderCallbacks(segments.append, lambda: None), transport="udp")
+    recorder.start()
+    time.sleep(7)
+    recorder.stop()
+    assert recorder.failed is None
+    assert len(segments) >= 2
+    for segment in segments:
+        with av.open(str(segment.path)) as container:
+            stream = container.streams.video[0]
+            decoded = sum(1 for _ in container.decode(stream))
+        assert decoded == segment.frames, "every copied frame decodes"
+        assert segment.lost_packets == 0

@@ -1,0 +1,53 @@
+"""Pure timing helpers of the recorders: frame-rate estimate, pacing, media
+clock anchoring and lost-frame counting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge_node.decoded_recorder import DEFAULT_FPS, estimate_fps, frames_due
+from edge_node.media_clock import MediaClock, frames_missing
+
+
+def test_estimate_fps_uses_the_median_interval_and_ignores_one_late_frame() -> None:
+    arrivals = [0.0, 0.1, 0.2, 0.3, 0.9, 1.0, 1.1, 1.2]
+    assert estimate_fps(arrivals) == 10.0
+
+
+def test_estimate_fps_without_intervals_falls_back() -> None:
+    assert estimate_fps([5.0]) == DEFAULT_FPS
+    assert estimate_fps([1.0, 1.0, 1.0]) == DEFAULT_FPS
+
+
+@given(st.floats(min_value=1, max_value=60))
+def test_estimate_fps_recovers_a_steady_rate(fps: float) -> None:
+    arrivals = [i / fps for i in range(10)]
+    assert abs(estimate_fps(arrivals) - fps) <= 0.25 + 1e-9
+
+
+def test_frames_due_follows_the_wall_clock() -> None:
+    assert frames_due(0.0, 10) == 1
+    assert frames_due(0.95, 10) == 10
+    assert frames_due(3.0, 10) == 31
+
+
+def test_media_clock_anchors_on_the_least_delayed_packet() -> None:
+    clock = MediaClock()
+    base = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    clock.observe(0.0, base + 3.0)  # a burst: old packets handed over late
+    clock.observe(2.0, base + 3.0)
+    clock.observe(3.0, base + 4.1)
+    assert clock.wall(0.0) == datetime.fromtimestamp(base + 1.0, UTC)
+    assert clock.wall(3.0) == datetime.fromtimestamp(base + 4.0, UTC)
+
+
+def test_frames_missing_counts_the_frames_a_dts_gap_skipped() -> None:
+    assert frames_missing(None, 100, 6000) == 0
+    assert frames_missing(0, 6000, 6000) == 0
+    assert frames_missing(0, 18000, 6000) == 2
+    assert frames_missing(0, 8000, 6000) == 0  # jitter below half a frame
+    assert frames_missing(18000, 6000, 6000) == 0  # a step backwards counts nothing
+    assert frames_missing(0, 18000, None) == 0
