@@ -6,7 +6,8 @@ every setting in it and rewrites only what depends on where the broker runs:
 listener ports and bind address, persistence_location, password_file,
 acl_file, pid_file, log_dest, the TLS file paths and the ``user`` to run as.
 All of those point into one run dir, which also holds the ACL rendered with
-the configured topic prefix and a copy of the TLS files.
+the configured topic prefix and a copy of the TLS files (the rewriting itself
+is ``broker.runtime_config``; this module runs and signals the process).
 
 Run as root, Mosquitto drops to the ``mosquitto`` user before it reads the
 password and ACL files (and again on every SIGHUP), so the run dir is handed
@@ -22,56 +23,30 @@ loopback unless asked to, and never log passwords.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from broker.certs import TlsFiles
+from broker.dev_broker import BrokerStartError, DevBroker
+from broker.runtime_config import (
+    ACL_TEMPLATE,
+    DEFAULT_TOPIC_PREFIX,
+    RuntimePaths,
+    render_runtime_config,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TOPIC_PREFIX = "cctv/v1"
 _BROKER_USER = "mosquitto"
-_ACL_TEMPLATE = Path(__file__).with_name("acl")
-
-# Directives naming a place on this machine; replaced, never copied. include_dir
-# would pull in the host's own /etc/mosquitto/conf.d; port/bind_* configure the
-# legacy default listener, which would be a second, unplanned one.
-_LOCATION_DIRECTIVES = frozenset(
-    {
-        "acl_file",
-        "bind_address",
-        "bind_interface",
-        "include_dir",
-        "log_dest",
-        "password_file",
-        "persistence_location",
-        "pid_file",
-        "port",
-        "psk_file",
-        "user",
-    }
-)
-_TLS_PATH_DIRECTIVES = frozenset(
-    {"cafile", "capath", "certfile", "keyfile", "crlfile", "dhparamfile"}
-)
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-
-
-class BrokerStartError(RuntimeError):
-    """Mosquitto could not be started, or exited / never listened within the timeout."""
 
 
 def find_mosquitto() -> str | None:
@@ -102,114 +77,6 @@ def project_config_path() -> Path:
     raise FileNotFoundError(f"mosquitto.conf not found next to {here}")
 
 
-def render_acl(template: str, topic_prefix: str = DEFAULT_TOPIC_PREFIX) -> str:
-    """The ACL with its ``cctv/v1`` topics moved under ``topic_prefix``."""
-    if not _PREFIX_RE.fullmatch(topic_prefix):
-        raise ValueError(
-            f"invalid topic prefix {topic_prefix!r}: '/'-separated non-empty levels "
-            "without wildcards, '%' or spaces"
-        )
-    out = []
-    for line in template.splitlines():
-        words = line.split()
-        if words and words[0] in ("topic", "pattern"):
-            topic = words[-1]
-            if topic == DEFAULT_TOPIC_PREFIX or topic.startswith(f"{DEFAULT_TOPIC_PREFIX}/"):
-                words[-1] = topic_prefix + topic[len(DEFAULT_TOPIC_PREFIX) :]
-            out.append(" ".join(words))
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n"
-
-
-@dataclass(frozen=True)
-class RuntimePaths:
-    """Where the runtime config points every location-specific directive."""
-
-    run_dir: Path
-    password_file: Path
-    acl_file: Path
-    pid_file: Path
-    log_file: Path
-    tls: TlsFiles | None
-
-
-def _directive(line: str) -> str:
-    return line.split(maxsplit=1)[0]
-
-
-def _split_blocks(source: str) -> tuple[list[str], list[list[str]]]:
-    preamble: list[str] = []
-    listeners: list[list[str]] = []
-    for raw in source.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if _directive(line) == "listener":
-            listeners.append([line])
-        elif listeners:
-            listeners[-1].append(line)
-        else:
-            preamble.append(line)
-    return preamble, listeners
-
-
-def render_runtime_config(
-    source: str,
-    paths: RuntimePaths,
-    *,
-    port: int,
-    tls_port: int | None,
-    bind: str,
-    run_as: str | None,
-) -> str:
-    """Rewrite the location-specific directives of ``source``; keep every other setting.
-
-    The first plain listener moves to ``bind:port`` and the first TLS listener
-    (one with a certfile) to ``bind:tls_port`` with the run dir's TLS files; it
-    is dropped when ``tls_port`` is None, and so are any other listeners.
-    """
-    preamble, listeners = _split_blocks(source)
-    keep = [line for line in preamble if _directive(line) not in _LOCATION_DIRECTIVES]
-    # Before the first listener, so they stay global even if the source ever
-    # switches per_listener_settings on.
-    keep += [
-        f"persistence_location {paths.run_dir}/",
-        f"password_file {paths.password_file}",
-        f"acl_file {paths.acl_file}",
-        f"pid_file {paths.pid_file}",
-        f"log_dest file {paths.log_file}",
-    ]
-    if run_as is not None:
-        keep.append(f"user {run_as}")
-    plain_done = tls_done = False
-    for block in listeners:
-        is_tls = any(_directive(line) == "certfile" for line in block[1:])
-        body = [line for line in block[1:] if _directive(line) not in _LOCATION_DIRECTIVES]
-        if is_tls and not tls_done and tls_port is not None and paths.tls is not None:
-            tls_done = True
-            body = [line for line in body if _directive(line) not in _TLS_PATH_DIRECTIVES]
-            keep.append(f"listener {tls_port} {bind}")
-            keep += body
-            keep += [
-                f"cafile {paths.tls.ca_file}",
-                f"certfile {paths.tls.cert_file}",
-                f"keyfile {paths.tls.key_file}",
-            ]
-        elif not is_tls and not plain_done:
-            plain_done = True
-            keep.append(f"listener {port} {bind}")
-            keep += body
-        else:
-            logger.debug("broker.runtime_config.listener_dropped line=%s", block[0])
-    if not plain_done:
-        raise ValueError("mosquitto.conf has no plain (non-TLS) listener to run on")
-    if tls_port is not None and not tls_done:
-        raise ValueError("a TLS port was asked for but mosquitto.conf has no TLS listener")
-    header = "# Generated by broker/launcher.py from the project's mosquitto.conf; do not edit."
-    return "\n".join([header, *keep]) + "\n"
-
-
 def _blocking_ancestor(path: Path, user: pwd.struct_passwd) -> Path | None:
     """The first ancestor of ``path`` that ``user`` may not traverse, or None if all are fine."""
     groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
@@ -233,12 +100,8 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             os.chown(Path(dirpath) / name, uid, gid, follow_symlinks=False)
 
 
-class MosquittoBroker:
-    """One Mosquitto process on loopback, configured from the project's mosquitto.conf.
-
-    Accounts go into ``password_file`` (with ``broker.passwords``) before
-    ``start()``, or at any time followed by ``reload()``.
-    """
+class MosquittoBroker(DevBroker):
+    """One Mosquitto process on loopback, configured from the project's mosquitto.conf."""
 
     def __init__(
         self,
@@ -250,22 +113,24 @@ class MosquittoBroker:
         bind: str = "127.0.0.1",
         topic_prefix: str = DEFAULT_TOPIC_PREFIX,
         config_file: Path | None = None,
-        acl_template: Path = _ACL_TEMPLATE,
+        acl_template: Path = ACL_TEMPLATE,
         binary: str | None = None,
         start_timeout: float = 10.0,
     ) -> None:
         if (tls_port is None) != (tls is None):
             raise ValueError("tls_port and tls must be given together")
-        self._run_dir = run_dir
-        self._port = port
+        super().__init__(
+            run_dir,
+            port=port,
+            bind=bind,
+            topic_prefix=topic_prefix,
+            acl_template=acl_template,
+        )
+        self._start_timeout = start_timeout
         self._tls_port = tls_port
         self._tls_source = tls
-        self._bind = bind
-        self._topic_prefix = topic_prefix
         self._config_file = config_file
-        self._acl_template = acl_template
         self._binary = binary
-        self._start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._output: IO[bytes] | None = None
         self.runs_as: str | None = None
@@ -274,27 +139,8 @@ class MosquittoBroker:
     # --- where things are (pure) ---------------------------------------------
 
     @property
-    def host(self) -> str:
-        """Address clients connect to: the bind address, or loopback for a wildcard bind."""
-        try:
-            address = ipaddress.ip_address(self._bind)
-        except ValueError:
-            return self._bind  # a hostname
-        if address.is_unspecified:
-            return "::1" if address.version == 6 else "127.0.0.1"
-        return self._bind
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
     def tls_port(self) -> int | None:
         return self._tls_port
-
-    @property
-    def run_dir(self) -> Path:
-        return self._run_dir
 
     @property
     def paths(self) -> RuntimePaths:
@@ -306,16 +152,12 @@ class MosquittoBroker:
         )
         return RuntimePaths(
             run_dir=self._run_dir,
-            password_file=self._run_dir / "passwd",
-            acl_file=self._run_dir / "acl",
+            password_file=self.password_file,
+            acl_file=self.acl_file,
             pid_file=self._run_dir / "mosquitto.pid",
             log_file=self._run_dir / "mosquitto.log",
             tls=tls,
         )
-
-    @property
-    def password_file(self) -> Path:
-        return self.paths.password_file
 
     @property
     def runtime_config(self) -> Path:
@@ -356,15 +198,9 @@ class MosquittoBroker:
 
     def _prepare(self) -> None:
         paths = self.paths
-        self._run_dir.mkdir(parents=True, exist_ok=True)
+        self._write_access_files()
         account = self._choose_user()
         self.runs_as = account.pw_name if account is not None else None
-        if not paths.password_file.exists():
-            # Mosquitto refuses to start on a missing password file; an empty
-            # one just means no accounts yet.
-            paths.password_file.touch(mode=0o640)
-        acl_text = self._acl_template.read_text(encoding="utf-8")
-        paths.acl_file.write_text(render_acl(acl_text, self._topic_prefix), encoding="utf-8")
         if self._tls_source is not None and paths.tls is not None:
             paths.tls.ca_file.parent.mkdir(exist_ok=True)
             for src, dst in (
@@ -487,15 +323,3 @@ class MosquittoBroker:
         if self._output is not None:
             self._output.close()
             self._output = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -234,7 +234,8 @@ def broker_run(
     port: Annotated[int, typer.Option(help="Plain MQTT port on loopback.")] = 1883,
 ) -> None:
     """Run Mosquitto from the project's mosquitto.conf on PORT until Ctrl-C."""
-    from broker.launcher import BrokerStartError, MosquittoBroker
+    from broker.dev_broker import BrokerStartError
+    from broker.launcher import MosquittoBroker
 
     setup_logging(os.environ.get("CCTV_LOG_LEVEL", "INFO"))
     broker = MosquittoBroker(data_dir.resolve(), port=port)

@@ -14,7 +14,6 @@ import os
 import secrets
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,34 +22,25 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from broker import passwords
 from broker.certs import generate_dev_certs
-from broker.launcher import (
-    BrokerStartError,
-    MosquittoBroker,
-    RuntimePaths,
-    free_port,
-    project_config_path,
-    render_acl,
-    render_runtime_config,
-)
+from broker.dev_broker import BrokerStartError
+from broker.launcher import MosquittoBroker, free_port, project_config_path
+from broker.runtime_config import RuntimePaths, render_acl, render_runtime_config
 from tests.fixtures.broker import Account, RunningMosquitto, connack_code
+from tests.integration.mqtt_peer import SUCCESS, TIMEOUT, RecordingPeer, connected_peers
 
 P = "cctv/v1"
-SUCCESS = 0
 ACCEPTED = (0, 16)  # PUBACK Success, or No matching subscribers (still accepted)
 NOT_AUTHORIZED = 135
 QUIET = 0.3  # how long "nothing arrives" is watched where no later message can prove it
-TIMEOUT = 5.0
 
 
-class Peer:
-    """A paho MQTT 5 client whose callbacks only record, and waits on what they recorded."""
+class Peer(RecordingPeer):
+    """A ``RecordingPeer`` speaking MQTT 5 to the session Mosquitto, plain or over TLS."""
 
     def __init__(
         self,
@@ -62,62 +52,17 @@ class Peer:
         tls_ca: Path | None = None,
         trust_system_only: bool = False,
     ) -> None:
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        use_tls = tls_ca is not None or trust_system_only
+        super().__init__(
+            mosquitto.host,
+            mosquitto.tls_port if use_tls else mosquitto.port,
+            username,
+            password,
             client_id=client_id or f"{username or 'anon'}-{secrets.token_hex(3)}",
             protocol=mqtt.MQTTv5,
         )
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        self.port = mosquitto.port
-        if tls_ca is not None or trust_system_only:
+        if use_tls:
             self.client.tls_set(ca_certs=str(tls_ca) if tls_ca else None)
-            self.port = mosquitto.tls_port
-        self.host = mosquitto.host
-        self._cond = threading.Condition()
-        self.connack: ReasonCode | None = None
-        self.connack_properties: dict[str, Any] = {}
-        self.disconnect_reason: ReasonCode | None = None
-        self.messages: list[mqtt.MQTTMessage] = []
-        self.pubacks: dict[int, int] = {}
-        self.subacks: dict[int, list[int]] = {}
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
-
-    # Callbacks run on paho's network thread: record and notify, nothing that can raise.
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, props: Any) -> None:
-        with self._cond:
-            # paho's Properties keeps each received property as an attribute.
-            self.connack, self.connack_properties = rc, dict(vars(props))
-            self._cond.notify_all()
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        with self._cond:
-            self.disconnect_reason = rc
-            self._cond.notify_all()
-
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        with self._cond:
-            self.messages.append(message)
-            self._cond.notify_all()
-
-    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
-        with self._cond:
-            self.pubacks[mid] = rc.value
-            self._cond.notify_all()
-
-    def _on_subscribe(self, _c: Any, _u: Any, mid: int, rcs: list[ReasonCode], _p: Any) -> None:
-        with self._cond:
-            self.subacks[mid] = [rc.value for rc in rcs]
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-        with self._cond:
-            if not self._cond.wait_for(predicate, timeout):
-                raise TimeoutError(f"no {what} within {timeout}s")
 
     def connect(self, *, clean_start: bool = True, session_expiry: int = 0) -> int:
         """Connect and return the CONNACK reason code (refusals are returned, not raised)."""
@@ -126,44 +71,7 @@ class Peer:
         self.client.connect(
             self.host, self.port, keepalive=10, clean_start=clean_start, properties=props
         )
-        self.client.loop_start()
-        self.wait_for(lambda: self.connack is not None, "CONNACK")
-        assert self.connack is not None
-        return int(self.connack.value)
-
-    def subscribe(self, *topics: str) -> list[int]:
-        _, mid = self.client.subscribe([(topic, 1) for topic in topics])
-        assert mid is not None
-        self.wait_for(lambda: mid in self.subacks, "SUBACK")
-        return self.subacks[mid]
-
-    def publish(self, topic: str, payload: bytes = b"{}", *, retain: bool = False) -> int:
-        """Publish at QoS 1 and return the PUBACK reason code."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        self.wait_for(lambda: info.mid in self.pubacks, f"PUBACK for {topic}")
-        return self.pubacks[info.mid]
-
-    def expect(self, topic: str, payload: bytes | None = None) -> mqtt.MQTTMessage:
-        """Wait for a message on ``topic`` (with ``payload``, if given) and return it."""
-
-        def found() -> mqtt.MQTTMessage | None:
-            for message in self.messages:
-                if message.topic == topic and payload in (None, message.payload):
-                    return message
-            return None
-
-        self.wait_for(lambda: found() is not None, f"message on {topic}")
-        message = found()
-        assert message is not None
-        return message
-
-    def topics(self) -> list[str]:
-        with self._cond:
-            return [message.topic for message in self.messages]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        return int(self._await_connack().value)
 
 
 PeerFactory = Callable[..., Peer]
@@ -172,18 +80,12 @@ PeerFactory = Callable[..., Peer]
 @pytest.fixture
 def peer(mosquitto: RunningMosquitto) -> Iterator[PeerFactory]:
     """Make connected clients: ``peer(username)`` logs in with that account's password."""
-    made: list[Peer] = []
 
-    def make(username: str, **kwargs: Any) -> Peer:
+    def new(username: str, **kwargs: Any) -> Peer:
         password = kwargs.pop("password", None) or mosquitto.account(username)
-        client = Peer(mosquitto, username, password, client_id=username, **kwargs)
-        made.append(client)
-        assert client.connect() == SUCCESS
-        return client
+        return Peer(mosquitto, username, password, client_id=username, **kwargs)
 
-    yield make
-    for client in made:
-        client.close()
+    yield from connected_peers(new)
 
 
 @pytest.fixture

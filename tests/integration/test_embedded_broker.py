@@ -12,33 +12,29 @@ from __future__ import annotations
 
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 
 from broker import passwords
+from broker.dev_broker import BrokerStartError
 from broker.embedded import EmbeddedBroker
-from broker.launcher import BrokerStartError, free_port
-from tests.fixtures.broker import connack_code
+from broker.launcher import free_port
+from tests.fixtures.broker import connack_code, connect_packet, send_connect
+from tests.integration.mqtt_peer import SUCCESS, TIMEOUT, RecordingPeer, connected_peers
 
 pytestmark = pytest.mark.timeout(30)
 
 P = "cctv/v1"
 A, B = "node-a", "node-b"
 CLOUD, OPERATOR = passwords.RESERVED_ACCOUNTS
-SUCCESS = 0
 NOT_AUTHORIZED = 135  # paho's reason code for a 3.1.1 CONNACK 5
 BAD_CREDENTIALS = 134  # ... and for CONNACK 4
 QUIET = 0.3  # how long "nothing else arrives" is watched after the proof message
-TIMEOUT = 5.0
 
 
 @dataclass
@@ -59,8 +55,8 @@ def embedded(tmp_path: Path) -> Iterator[Running]:
         broker.stop()
 
 
-class Peer:
-    """A paho MQTT 3.1.1 client whose callbacks only record, and waits on what they recorded."""
+class Peer(RecordingPeer):
+    """A ``RecordingPeer`` speaking MQTT 3.1.1 to the embedded broker."""
 
     def __init__(
         self,
@@ -73,100 +69,25 @@ class Peer:
     ) -> None:
         # A node's client id is its node_id (DESIGN.md); others get a unique one.
         default_id = username if username in (A, B) else f"{username}-{secrets.token_hex(3)}"
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        super().__init__(
+            broker.host,
+            broker.port,
+            username,
+            password,
             client_id=client_id or default_id,
             protocol=mqtt.MQTTv311,
             clean_session=clean_session,
         )
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        self.broker = broker
-        self._cond = threading.Condition()
-        self.connack: ReasonCode | None = None
-        self.disconnected = False
-        self.messages: list[mqtt.MQTTMessage] = []
-        self.acked: set[int] = set()
-        self.subacks: dict[int, list[int]] = {}
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
-
-    # Callbacks run on paho's network thread: record and notify, nothing that can raise.
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
-        with self._cond:
-            self.connack = rc
-            self._cond.notify_all()
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, _rc: ReasonCode, _p: Any) -> None:
-        with self._cond:
-            self.disconnected = True
-            self._cond.notify_all()
-
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        with self._cond:
-            self.messages.append(message)
-            self._cond.notify_all()
-
-    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: ReasonCode, _p: Any) -> None:
-        with self._cond:
-            self.acked.add(mid)
-            self._cond.notify_all()
-
-    def _on_subscribe(self, _c: Any, _u: Any, mid: int, rcs: list[ReasonCode], _p: Any) -> None:
-        with self._cond:
-            self.subacks[mid] = [rc.value for rc in rcs]
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        with self._cond:
-            if not self._cond.wait_for(predicate, TIMEOUT):
-                raise TimeoutError(f"no {what} within {TIMEOUT}s")
 
     def connect(self) -> int:
         """Connect and return the CONNACK reason code; a refused client stops retrying."""
-        self.client.connect(self.broker.host, self.broker.port, keepalive=10)
-        self.client.loop_start()
-        self.wait_for(lambda: self.connack is not None, "CONNACK")
-        assert self.connack is not None
-        if self.connack.is_failure:
+        self.client.connect(self.host, self.port, keepalive=10)
+        connack = self._await_connack()
+        if connack.is_failure:
             # paho would reconnect forever, and amqtt lets even a refused
             # CONNECT take over the client id: stop before it can.
             self.client.loop_stop()
-        return int(self.connack.value)
-
-    def subscribe(self, *topics: str) -> list[int]:
-        _, mid = self.client.subscribe([(topic, 1) for topic in topics])
-        assert mid is not None
-        self.wait_for(lambda: mid in self.subacks, "SUBACK")
-        return self.subacks[mid]
-
-    def publish(self, topic: str, payload: bytes = b"{}", *, retain: bool = False) -> None:
-        """Publish at QoS 1 and wait for the broker's PUBACK."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        self.wait_for(lambda: info.mid in self.acked, f"PUBACK for {topic}")
-
-    def expect(self, topic: str, payload: bytes | None = None) -> mqtt.MQTTMessage:
-        def found() -> mqtt.MQTTMessage | None:
-            for message in self.messages:
-                if message.topic == topic and payload in (None, message.payload):
-                    return message
-            return None
-
-        self.wait_for(lambda: found() is not None, f"message on {topic}")
-        message = found()
-        assert message is not None
-        return message
-
-    def topics(self) -> list[str]:
-        with self._cond:
-            return [message.topic for message in self.messages]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        return int(connack.value)
 
 
 PeerFactory = Callable[..., Peer]
@@ -175,22 +96,11 @@ PeerFactory = Callable[..., Peer]
 @pytest.fixture
 def peer(embedded: Running) -> Iterator[PeerFactory]:
     """Make connected clients: ``peer(username)`` logs in with that account's password."""
-    made: list[Peer] = []
 
-    def make(username: str) -> Peer:
-        client = Peer(embedded.broker, username, embedded.passwords[username])
-        made.append(client)
-        assert client.connect() == SUCCESS
-        return client
+    def new(username: str) -> Peer:
+        return Peer(embedded.broker, username, embedded.passwords[username])
 
-    yield make
-    for client in made:
-        client.close()
-
-
-def _mqtt_string(value: str | bytes) -> bytes:
-    data = value.encode() if isinstance(value, str) else value
-    return len(data).to_bytes(2, "big") + data
+    yield from connected_peers(new)
 
 
 def connect_with_will_then_vanish(
@@ -201,25 +111,17 @@ def connect_with_will_then_vanish(
     A bare socket: paho cannot be made to vanish without trying to reconnect.
     Returns the CONNACK return code.
     """
-    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02  # user, password, will retain/QoS 1/flag, clean
-    payload = (
-        _mqtt_string(f"{username}-will-{secrets.token_hex(3)}")
-        + _mqtt_string(will_topic)
-        + _mqtt_string(will)
-        + _mqtt_string(username)
-        + _mqtt_string(password)
-    )
-    body = _mqtt_string("MQTT") + bytes([4, flags]) + (10).to_bytes(2, "big") + payload
-    assert len(body) < 128  # one-byte remaining length keeps this helper simple
+    client_id = f"{username}-will-{secrets.token_hex(3)}"
+    packet = connect_packet(client_id, username, password, will=(will_topic, will))
     with socket.create_connection((broker.host, broker.port), timeout=TIMEOUT) as sock:
-        sock.sendall(bytes([0x10, len(body)]) + body)
-        reply = b""
-        while len(reply) < 4:
-            chunk = sock.recv(4 - len(reply))
-            if not chunk:
-                break
-            reply += chunk
-    return reply[3] if len(reply) == 4 else -1
+        return send_connect(sock, packet)
+
+
+def assert_receives_only(subscriber: Peer, topic: str, payload: bytes) -> None:
+    """The proof message arrives on ``topic``, and in the quiet after it nothing else has."""
+    assert subscriber.expect(topic).payload == payload
+    time.sleep(QUIET)
+    assert subscriber.topics() == [topic]
 
 
 # --- authentication -------------------------------------------------------------------
@@ -305,31 +207,54 @@ def test_node_gets_its_own_retained_schedules_and_not_another_nodes(
     assert set(node_a.topics()) == {f"{P}/{A}/schedules"}
 
 
-def test_live_messages_for_another_node_are_not_delivered(
-    embedded: Running, peer: PeerFactory
-) -> None:
-    node_a = peer(A)
-    node_a.subscribe(f"{P}/#", f"{P}/{B}/commands")
-    operator = peer(OPERATOR)
-    operator.publish(f"{P}/{B}/commands", b"for-b")
-    operator.publish(f"{P}/{A}/commands", b"for-a")
-    assert node_a.expect(f"{P}/{A}/commands").payload == b"for-a"
-    time.sleep(QUIET)
-    assert node_a.topics() == [f"{P}/{A}/commands"]
+@dataclass(frozen=True)
+class LiveFlow:
+    """Who subscribes to what, who publishes, and which one message the reader may read."""
+
+    reader: str
+    filters: tuple[str, ...]
+    writer: str
+    unreadable: tuple[tuple[str, bytes], ...]
+    readable: tuple[str, bytes]
 
 
-def test_operator_reads_status_and_replies_but_not_events(
-    embedded: Running, peer: PeerFactory
+@pytest.mark.parametrize(
+    "flow",
+    [
+        pytest.param(
+            LiveFlow(
+                reader=A,
+                filters=(f"{P}/#", f"{P}/{B}/commands"),
+                writer=OPERATOR,
+                unreadable=((f"{P}/{B}/commands", b"for-b"),),
+                readable=(f"{P}/{A}/commands", b"for-a"),
+            ),
+            id="node-not-another-nodes-commands",
+        ),
+        pytest.param(
+            LiveFlow(
+                reader=OPERATOR,
+                filters=(f"{P}/#",),
+                writer=A,
+                unreadable=(
+                    (f"{P}/{A}/events/recording", b"event"),
+                    (f"{P}/{A}/heartbeat", b"heartbeat"),
+                ),
+                readable=(f"{P}/{A}/replies", b"reply"),
+            ),
+            id="operator-replies-not-events",
+        ),
+    ],
+)
+def test_live_messages_reach_only_subscribers_that_may_read_them(
+    peer: PeerFactory, flow: LiveFlow
 ) -> None:
-    operator = peer(OPERATOR)
-    operator.subscribe(f"{P}/#")
-    node_a = peer(A)
-    node_a.publish(f"{P}/{A}/events/recording", b"event")
-    node_a.publish(f"{P}/{A}/heartbeat", b"heartbeat")
-    node_a.publish(f"{P}/{A}/replies", b"reply")
-    assert operator.expect(f"{P}/{A}/replies").payload == b"reply"
-    time.sleep(QUIET)
-    assert operator.topics() == [f"{P}/{A}/replies"]
+    subscriber = peer(flow.reader)
+    subscriber.subscribe(*flow.filters)
+    publisher = peer(flow.writer)
+    for topic, payload in (*flow.unreadable, flow.readable):
+        publisher.publish(topic, payload)
+    assert_receives_only(subscriber, *flow.readable)
 
 
 def test_a_will_on_another_nodes_topic_is_never_published(
@@ -340,9 +265,7 @@ def test_a_will_on_another_nodes_topic_is_never_published(
     broker, password = embedded.broker, embedded.passwords[A]
     assert connect_with_will_then_vanish(broker, A, password, f"{P}/{B}/status", b"forged") == 0
     assert connect_with_will_then_vanish(broker, A, password, f"{P}/{A}/status", b"offline") == 0
-    assert cloud.expect(f"{P}/{A}/status").payload == b"offline"
-    time.sleep(QUIET)
-    assert cloud.topics() == [f"{P}/{A}/status"]
+    assert_receives_only(cloud, f"{P}/{A}/status", b"offline")
 
 
 def test_messages_queued_for_a_session_are_rechecked_when_another_account_resumes_it(
@@ -361,9 +284,7 @@ def test_messages_queued_for_a_session_are_rechecked_when_another_account_resume
     try:
         assert second.connect() == SUCCESS
         cloud.publish(f"{P}/{B}/commands", b"for-b")
-        assert second.expect(f"{P}/{B}/commands").payload == b"for-b"
-        time.sleep(QUIET)
-        assert second.topics() == [f"{P}/{B}/commands"]
+        assert_receives_only(second, f"{P}/{B}/commands", b"for-b")
     finally:
         second.close()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from broker.acl_rules import AclParseError, AclRules, topic_matches
-from broker.launcher import render_acl
+from broker.runtime_config import render_acl
 
 ACL_TEMPLATE = Path(__file__).resolve().parents[2] / "broker" / "acl"
 P = "cctv/v1"
