@@ -4,9 +4,10 @@ window edges, a camera that dies and comes back, commands, and credentials."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import cv2
@@ -44,7 +45,8 @@ def node(mosquitto: RunningMosquitto, node_account: Account,
     process.stop()
 
 
-def cameras(cloud: CloudObserver, *urls: str, transport: str = "auto") -> None:
+def cameras(cloud: CloudObserver, *urls: str,
+            transport: Literal["auto", "tcp", "udp"] = "auto") -> None:
     cloud.publish(Channel.CAMERAS, encode(CameraSet(revision=1, cameras=[
         Camera(camera_id=f"cam-{i}", node_id=cloud.node_id, url=url, transport=transport)
         for i, url in enumerate(urls, 1)])))
@@ -99,6 +101,10 @@ def test_a_camera_killed_mid_recording_comes_back_and_recording_resumes(
     assert resumed["data"]["codec"] == "h264"
 
 
+def is_reply(command_id: str) -> Callable[[str, dict[str, Any]], bool]:
+    return lambda topic, body: topic.endswith("/replies") and body["command_id"] == command_id
+
+
 @pytest.mark.timeout(90)
 def test_commands_run_once_expired_ones_are_refused_and_snapshots_are_stored(
         cloud: CloudObserver, node: EdgeProcess, mjpeg_camera: MjpegCameraFactory) -> None:
@@ -109,12 +115,12 @@ def test_commands_run_once_expired_ones_are_refused_and_snapshots_are_stored(
 
     record = encode(RecordCommand(command_id="rec-1", command="record", camera_id="cam-1",
                                   duration_s=4))
-    is_reply = lambda cid: lambda t, b: t.endswith("/replies") and b["command_id"] == cid  # noqa: E731
     cloud.publish(Channel.COMMANDS, record, retain=False)
     first = cloud.wait_for(is_reply("rec-1"), 20)
     cloud.publish(Channel.COMMANDS, record, retain=False)
     again = cloud.wait_for(is_reply("rec-1"), 20)
-    assert first == again and first["ok"] is True
+    assert first == again
+    assert first["ok"] is True
     stopped = cloud.wait_event("recording.stopped", 30)
     assert stopped["data"]["reason"] == "manual_ended"
     started = [e for e in cloud.events if e["type"] == "recording.started"]
@@ -125,7 +131,8 @@ def test_commands_run_once_expired_ones_are_refused_and_snapshots_are_stored(
                             duration_s=5, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     cloud.publish(Channel.COMMANDS, encode(expired), retain=False)
     refused = cloud.wait_for(is_reply("rec-old"), 20)
-    assert refused["ok"] is False and refused["error"] == "expired"
+    assert refused["ok"] is False
+    assert refused["error"] == "expired"
 
     cloud.publish(Channel.COMMANDS, encode(SnapshotCommand(
         command_id="snap-1", command="snapshot", camera_id="cam-1")), retain=False)
@@ -133,7 +140,8 @@ def test_commands_run_once_expired_ones_are_refused_and_snapshots_are_stored(
     assert snapshot["ok"] is True, snapshot
     path = Path(urlsplit(snapshot["result"]["uri"]).path)
     image = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    assert image is not None and image.shape[:2] == (360, 640)
+    assert image is not None
+    assert image.shape[:2] == (360, 640)
     assert snapshot["result"]["bytes"] == path.stat().st_size
 
 
