@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from edge_node.command_log import CommandLog
-from edge_node.file_store import FileStore, StoreError
+from edge_node.file_store import StoreError
 from edge_node.recorder_thread import CameraError
 from edge_node.recordings import Recordings
 from edge_node.scheduling import ManualRecording
 from edge_node.snapshots import take_snapshot
+from edge_node.stores import SegmentStore
 from schemas.commands import (
     Command,
     CommandReply,
@@ -48,7 +49,7 @@ class Commands:
     node_id: str
     log: CommandLog
     recordings: Recordings
-    store: FileStore
+    store: SegmentStore
     send_reply: Callable[[CommandReply], None]
     resync: Callable[[], None]
     deliver: Callable[[CommandDone], None]

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge_node.outbox import OutboxStats
-from edge_node.segments import SealedSegment
+from edge_node.upload_queue import Backlog
 from schemas.status import CameraHealth, Heartbeat, OutboxInfo, SystemInfo, UploadBacklog
 
 
@@ -32,17 +32,18 @@ class NodeFacts:
 
 
 def build_heartbeat(now: datetime, facts: NodeFacts, data_dir: Path, *,
-                    backlog: list[SealedSegment], outbox: OutboxStats,
+                    backlog: Backlog, outbox: OutboxStats,
                     cameras: list[CameraHealth]) -> Heartbeat:
     disk = shutil.disk_usage(data_dir)
-    oldest = min((s.end for s in backlog), default=now)
     return Heartbeat(
         ts=now, session=max(facts.session, 1), uptime_s=facts.uptime_s, version=facts.version,
         system=SystemInfo(hostname=socket.gethostname()[:200], os=platform.platform()[:200],
                           ip=local_ip()),
         disk_free_bytes=disk.free, disk_total_bytes=disk.total,
-        upload_backlog=UploadBacklog(count=len(backlog), bytes=sum(s.bytes for s in backlog),
-                                     oldest_s=max(0.0, (now - oldest).total_seconds())),
+        upload_backlog=UploadBacklog(
+            count=backlog.count, bytes=backlog.bytes,
+            oldest_s=max(0.0, now.timestamp() - backlog.oldest_created)
+            if backlog.oldest_created is not None else 0.0),
         outbox=OutboxInfo(depth=outbox.depth, oldest_s=outbox.oldest_s),
         schedules_revision=facts.schedules_revision, cameras_revision=facts.cameras_revision,
         cameras=cameras)

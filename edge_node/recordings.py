@@ -32,6 +32,7 @@ from edge_node.recorders import make_recorder
 from edge_node.recovery import LostSegment, recover_segments
 from edge_node.scheduling import ManualRecording, Want, cameras_to_record
 from edge_node.segments import SealedSegment, sidecar_path
+from edge_node.upload_queue import MANUAL, SCHEDULED
 from schemas.cameras import Camera
 from schemas.events import (
     CameraPresence,
@@ -91,7 +92,7 @@ class Recordings:
     open_recordings: OpenRecordings
     segments_dir: Path
     deliver: Callable[[RecorderMessage], None]
-    submit_upload: Callable[[SealedSegment], None]
+    submit_upload: Callable[[SealedSegment, int], None]
     manual: dict[str, ManualRecording] = field(default_factory=dict)
     active: dict[str, _Active] = field(default_factory=dict)
     retries: dict[str, _Retry] = field(default_factory=dict)
@@ -185,6 +186,12 @@ class Recordings:
 
     def _segment(self, segment: SealedSegment) -> None:
         self.last_segment_at[segment.camera_id] = segment.end
+        active = self.active.get(segment.camera_id)
+        mine = active is not None and active.recorder.request.recording_id == segment.recording_id
+        manual = mine and active is not None and active.want.trigger == "manual"
+        # Queued before it is reported: a crash in between re-reports it (same
+        # id, harmless) rather than leave a file nothing will upload.
+        self.submit_upload(segment, MANUAL if manual else SCHEDULED)
         self.events.emit("recording.segment", RecordingSegment(
             recording_id=segment.recording_id, segment_id=segment.segment_id,
             camera_id=segment.camera_id, start=segment.start, end=segment.end,
@@ -193,11 +200,9 @@ class Recordings:
             frames=segment.frames, lost_packets=segment.lost_packets))
         # Reported (in the outbox): no longer a crash's leftover.
         sidecar_path(segment.path).unlink(missing_ok=True)
-        active = self.active.get(segment.camera_id)
-        if active is not None and active.recorder.request.recording_id == segment.recording_id:
+        if mine and active is not None:
             self.open_recordings.segment_reported(segment.recording_id, segment.camera_id,
                                                   active.recorder.segments)
-        self.submit_upload(segment)
 
     def _camera_online(self, camera_id: str, probe: CameraProbe) -> None:
         self.retries.pop(camera_id, None)

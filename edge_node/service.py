@@ -20,7 +20,6 @@ from edge_node.command_log import CommandLog
 from edge_node.commands import CommandDone, Commands
 from edge_node.desired_state import DesiredStateStore
 from edge_node.events import EventEmitter
-from edge_node.file_store import FileStore, file_root
 from edge_node.heartbeat import NodeFacts, build_heartbeat
 from edge_node.mqtt_link import Connected, Inbound, NodeLink, SessionCounter
 from edge_node.open_recordings import OpenRecordings
@@ -32,6 +31,8 @@ from edge_node.recordings import (
     SegmentReady,
 )
 from edge_node.settings import EdgeSettings
+from edge_node.stores import open_store
+from edge_node.upload_queue import UploadQueue
 from edge_node.uploader import UploadDone, Uploader, UploadFailedResult
 from schemas.addresses import MqttUrl
 from schemas.cameras import CameraSet
@@ -86,8 +87,10 @@ class EdgeNode:
             sessions=SessionCounter(data / "session"), deliver=self.inbox.put,
             version=self.version, ca_file=self.settings.mqtt_ca_file,
             keepalive=self.settings.keepalive_s, protocol=self.settings.mqtt_protocol)
-        store = FileStore(file_root(self.settings.resolved_storage_url))
-        self.uploader = Uploader(store, self.node_id, "", self.inbox.put)
+        store = open_store(self.settings.resolved_storage_url,
+                           max_bytes_per_s=self.settings.upload_max_bytes_per_s)
+        self.upload_queue = UploadQueue(data / "uploads.db")
+        self.uploader = Uploader(store, self.upload_queue, self.node_id, self.inbox.put)
         self.recordings = Recordings(
             desired=self.desired, events=self.events,
             open_recordings=OpenRecordings(data / "recordings"),
@@ -109,6 +112,7 @@ class EdgeNode:
         self.desired.load()
         self.outbox.open()
         self.command_log.open()
+        self.upload_queue.open()
         self._sent_upto = self.outbox.acked_seq
         self.uploader.start()
         self.recordings.recover()
@@ -142,6 +146,7 @@ class EdgeNode:
         self.link.stop()
         self.outbox.close()
         self.command_log.close()
+        self.upload_queue.close()
         logger.info("edge.stopped node_id=%s", self.node_id)
 
     def _handle_next(self, timeout: float) -> bool:
@@ -262,6 +267,6 @@ class EdgeNode:
                           schedules_revision=self.desired.schedules.revision,
                           cameras_revision=self.desired.cameras.revision)
         heartbeat = build_heartbeat(utc_now(), facts, self.settings.data_dir,
-                                    backlog=self.uploader.backlog, outbox=self.outbox.stats(),
+                                    backlog=self.uploader.backlog(), outbox=self.outbox.stats(),
                                     cameras=self.recordings.health(now_mono))
         self.link.publish(self.topics.topic(self.node_id, Channel.HEARTBEAT), encode(heartbeat))

@@ -32,6 +32,8 @@ class EdgeSettings(BaseSettings):
         default="5", description="MQTT protocol version: 5, or 3.1.1 for a broker without 5.")
     mqtt_ca_file: Path | None = Field(default=None, description="CA file for mqtts://.")
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
+    upload_max_bytes_per_s: int = Field(
+        default=0, ge=0, description="Upload bandwidth cap in bytes per second; 0: none.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Heartbeat interval.")
 
     @field_validator("node_id")
