@@ -181,6 +181,11 @@ class GcsStore:
                 if response.status_code in (404, 410):
                     remember_session(None)
                     raise StoreError(f"{name}: upload session expired", retryable=True)
+                if response.status_code == 400 and "Content-Range" in response.text:
+                    # The session disagrees with the offset it reported (the
+                    # emulator answers an empty session with "bytes=0-0"): start over.
+                    remember_session(None)
+                    raise StoreError(f"{name}: session offset mismatch", retryable=True)
                 if response.status_code != 308:
                     self._check(response, name)
                 sent_all = offset + len(chunk) >= total
