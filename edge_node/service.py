@@ -21,6 +21,7 @@ from edge_node.commands import CommandDone, Commands
 from edge_node.desired_state import DesiredStateStore
 from edge_node.events import EventEmitter
 from edge_node.heartbeat import NodeFacts, build_heartbeat
+from edge_node.local_segments import LocalSegments
 from edge_node.mqtt_link import Connected, Inbound, NodeLink, SessionCounter
 from edge_node.open_recordings import OpenRecordings
 from edge_node.outbox import Outbox
@@ -30,6 +31,7 @@ from edge_node.recordings import (
     Recordings,
     SegmentReady,
 )
+from edge_node.retention import Eviction, RetentionPolicy
 from edge_node.settings import EdgeSettings
 from edge_node.stores import open_store
 from edge_node.upload_queue import UploadQueue
@@ -44,7 +46,7 @@ from schemas.commands import (
     SnapshotCommand,
     StopCommand,
 )
-from schemas.events import UploadCompleted, UploadFailed
+from schemas.events import StorageEvicted, UploadCompleted, UploadFailed
 from schemas.ids import utc_now
 from schemas.schedules import ScheduleSet
 from schemas.status import EventAck, ReportedState
@@ -53,6 +55,7 @@ from schemas.topics import Channel, TopicError, TopicTable
 logger = logging.getLogger(__name__)
 
 TICK_S = 1.0
+RETENTION_EVERY_S = 5.0
 ACK_WAIT_ON_SHUTDOWN_S = 3.0
 RECORDERS_STOP_S = 20.0
 
@@ -90,7 +93,12 @@ class EdgeNode:
         store = open_store(self.settings.resolved_storage_url,
                            max_bytes_per_s=self.settings.upload_max_bytes_per_s)
         self.upload_queue = UploadQueue(data / "uploads.db")
-        self.uploader = Uploader(store, self.upload_queue, self.node_id, self.inbox.put)
+        self.local = LocalSegments(data / "segments", data / "uploaded", self.upload_queue,
+                                   RetentionPolicy(self.settings.min_free_bytes,
+                                                   self.settings.max_local_bytes,
+                                                   self.settings.keep_uploaded_s))
+        self.uploader = Uploader(store, self.upload_queue, self.node_id, self.inbox.put,
+                                 uploaded=self.local.keep_uploaded)
         self.recordings = Recordings(
             desired=self.desired, events=self.events,
             open_recordings=OpenRecordings(data / "recordings"),
@@ -103,6 +111,7 @@ class EdgeNode:
         self._sent_upto = 0
         self._started = time.monotonic()
         self._next_heartbeat = 0.0
+        self._next_retention = 0.0
         self._stopping = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------
@@ -169,6 +178,9 @@ class EdgeNode:
     def _tick(self) -> None:
         now = time.monotonic()
         self.recordings.reconcile(now)
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_EVERY_S
+            self._enforce_retention()
         self._send_outbox()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.settings.heartbeat_s
@@ -260,6 +272,16 @@ class EdgeNode:
             if not self.link.publish(item.topic, item.payload):
                 return
             self._sent_upto = item.seq
+
+    def _enforce_retention(self) -> None:
+        current = self.uploader.current
+        busy = frozenset({current.segment.segment_id} if current else set())
+
+        def report(eviction: Eviction) -> None:
+            self.events.emit("storage.evicted", StorageEvicted(
+                segment_id=eviction.segment.segment_id, uploaded=False, reason=eviction.reason))
+
+        self.local.enforce(time.time(), busy, report)
 
     def _publish_heartbeat(self, now_mono: float) -> None:
         facts = NodeFacts(session=self.link.session, uptime_s=now_mono - self._started,

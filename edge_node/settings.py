@@ -34,6 +34,12 @@ class EdgeSettings(BaseSettings):
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
     upload_max_bytes_per_s: int = Field(
         default=0, ge=0, description="Upload bandwidth cap in bytes per second; 0: none.")
+    min_free_bytes: int = Field(
+        default=1 << 30, ge=0, description="Free disk the node keeps by deleting segments.")
+    max_local_bytes: int = Field(
+        default=0, ge=0, description="Quota for all local segments in bytes; 0: none.")
+    keep_uploaded_s: float = Field(
+        default=86_400, ge=0, description="Keep uploaded segments locally this long.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Heartbeat interval.")
 
     @field_validator("node_id")

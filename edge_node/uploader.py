@@ -54,13 +54,15 @@ def _transient(exc: BaseException) -> bool:
 
 class Uploader:
     def __init__(self, store: SegmentStore, queue: UploadQueue, node_id: str,
-                 report: Callable[[UploadDone | UploadFailedResult], None],
-                 wait_max_s: float = 10.0) -> None:
+                 report: Callable[[UploadDone | UploadFailedResult], None], *,
+                 wait_max_s: float = 10.0,
+                 uploaded: Callable[[SealedSegment], None] | None = None) -> None:
         self._store = store
         self._queue = queue
         self._node_id = node_id
         self._report = report
         self._wait_max_s = wait_max_s
+        self._uploaded = uploaded or (lambda segment: segment.path.unlink(missing_ok=True))
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
@@ -121,8 +123,8 @@ class Uploader:
                 return  # resumed at the next start; not a failure
             self._failed(job, exc)
             return
-        # Verified by the store: only now may the local copy go.
-        segment.path.unlink(missing_ok=True)
+        # Verified by the store: only now may the local copy go (or be kept aside).
+        self._uploaded(segment)
         self._queue.remove(segment.segment_id)
         logger.info("upload.completed segment_id=%s uri=%s", segment.segment_id, uri)
         self._report(UploadDone(segment, uri))

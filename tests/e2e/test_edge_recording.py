@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from broker.launcher import free_port
 from schemas.cameras import Camera, CameraSet
 from schemas.codec import encode
 from schemas.commands import RecordCommand, SnapshotCommand
@@ -165,3 +166,32 @@ def test_camera_credentials_never_reach_logs_or_events(
     node.stop()
     assert secret not in node.log()
     assert secret not in json.dumps(cloud.events)
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_evicts_unuploaded_segments_with_an_event_each_and_recording_goes_on(
+        cloud: CloudObserver, node: EdgeProcess, mjpeg_camera: MjpegCameraFactory) -> None:
+    cameras(cloud, mjpeg_camera().url)
+    cloud.publish(Channel.SCHEDULES, encode(ScheduleSet(revision=1, schedules=[
+        OnceSchedule(schedule_id="fill", camera_ids=["cam-1"], kind="once",
+                     start=datetime.now(UTC), end=datetime.now(UTC) + timedelta(hours=1),
+                     segment_seconds=2)])))
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    node.start(CCTV_STORAGE_URL="gs://bucket-down/fleet", STORAGE_EMULATOR_HOST=unreachable,
+               CCTV_MAX_LOCAL_BYTES="250000")
+    first = cloud.wait_event("storage.evicted", 60)
+    backlog = cloud.wait_for(lambda t, b: t.endswith("/heartbeat")
+                             and b["upload_backlog"]["count"] > 0, 30)
+    evicted_seq = first["seq"]
+    later = cloud.wait_event("recording.segment", 30, lambda e: e["seq"] > evicted_seq)
+    assert first["data"]["uploaded"] is False
+    assert first["data"]["reason"] == "quota"
+    segments = [e["data"]["segment_id"] for e in cloud.events
+                if e["type"] == "recording.segment"]
+    # The oldest goes first, unless it is the one the uploader is retrying.
+    assert segments.index(first["data"]["segment_id"]) <= 1
+    assert later["data"]["segment_id"] not in {first["data"]["segment_id"]}
+    assert backlog["upload_backlog"]["bytes"] <= 250_000 + 200_000
+    failures = [e for e in cloud.events if e["type"] == "upload.failed"]
+    assert failures
+    assert all(f["data"]["will_retry"] for f in failures)
