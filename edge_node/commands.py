@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from edge_node.command_log import CommandLog
-from edge_node.file_store import StoreError
 from edge_node.recorder_thread import CameraError
 from edge_node.recordings import Recordings
 from edge_node.scheduling import ManualRecording
 from edge_node.snapshots import take_snapshot
+from edge_node.store_base import StoreError
 from edge_node.stores import SegmentStore
 from schemas.commands import (
     Command,
@@ -68,6 +68,13 @@ class Commands:
         reply = self._run(command)
         if reply is not None:
             self.finish(reply)
+
+    def local(self, command: RecordCommand) -> CommandReply:
+        """A manual recording asked for on the node's local API."""
+        reply = self._record(command)
+        self.log.remember(reply)
+        logger.info("command.local command_id=%s ok=%s", command.command_id, reply.ok)
+        return reply
 
     def finish(self, reply: CommandReply) -> None:
         self._running.discard(reply.command_id)

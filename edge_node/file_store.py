@@ -9,19 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from edge_node.segments import CHUNK, SealedSegment, crc32c_of_file, fsync_file
-
-
-class StoreError(RuntimeError):
-    """An upload that did not complete; `retryable` says whether to try again."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+from edge_node.store_base import NO_CONTROL, StoreError, UploadControl
 
 
 def file_root(storage_url: str) -> Path:
@@ -61,11 +53,10 @@ class FileStore:
         return target
 
     def upload(self, segment: SealedSegment, name: str, session_url: str | None = None,
-               remember_session: Callable[[str | None], None] = lambda _: None,
-               stopping: Callable[[], bool] = lambda: False) -> str:
+               control: UploadControl = NO_CONTROL) -> str:
         """Store the segment as object `name`; return its `file://` URI. A copy
         is quick and atomic, so there is no session to resume."""
-        del session_url, remember_session, stopping
+        del session_url, control
         target = self._target(name)
         if target.exists():
             if crc32c_of_file(target) == segment.crc32c:

@@ -20,8 +20,8 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from edge_node.file_store import StoreError
 from edge_node.segments import SealedSegment
+from edge_node.store_base import NO_CONTROL, StoreError, UploadControl
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +123,7 @@ class GcsStore:
                          retryable=False)
 
     def upload(self, segment: SealedSegment, name: str, session_url: str | None,
-               remember_session: Callable[[str | None], None],
-               stopping: Callable[[], bool] = lambda: False) -> str:
+               control: UploadControl = NO_CONTROL) -> str:
         """Upload (or finish uploading) `segment` as `name`; return its gs:// URI."""
         offset = 0
         if session_url is not None:
@@ -138,9 +137,8 @@ class GcsStore:
                 session_url = self._start_session(segment, name)
             except gexc.PreconditionFailed:
                 return self._already_stored(segment, name)
-            remember_session(session_url)
-        return self._send(segment, name, session_url, offset=offset,
-                          remember_session=remember_session, stopping=stopping)
+            control.remember_session(session_url)
+        return self._send(segment, name, session_url, offset=offset, control=control)
 
     def _resume(self, segment: SealedSegment, name: str, session_url: str) -> int | str | None:
         """Ask a kept session how far it got: the offset to go on from, the URI
@@ -158,13 +156,12 @@ class GcsStore:
         return offset
 
     def _send(self, segment: SealedSegment, name: str, session_url: str, *, offset: int,
-              remember_session: Callable[[str | None], None],
-              stopping: Callable[[], bool]) -> str:
+              control: UploadControl) -> str:
         total = segment.bytes
         throttle = Throttle(self._max_bps)
         with segment.path.open("rb") as source:
             while True:
-                if stopping():
+                if control.stopping():
                     raise StoreError(f"{name}: stopped at {offset}/{total}", retryable=True)
                 source.seek(offset)
                 chunk = source.read(self._chunk)
@@ -176,20 +173,21 @@ class GcsStore:
                 if response.status_code in (200, 201):
                     return self._finished(response, segment, name)
                 if response.status_code == 412:
-                    remember_session(None)
+                    control.remember_session(None)
                     return self._already_stored(segment, name)
                 if response.status_code in (404, 410):
-                    remember_session(None)
+                    control.remember_session(None)
                     raise StoreError(f"{name}: upload session expired", retryable=True)
                 if response.status_code == 400 and "Content-Range" in response.text:
                     # The session disagrees with the offset it reported (the
                     # emulator answers an empty session with "bytes=0-0"): start over.
-                    remember_session(None)
+                    control.remember_session(None)
                     raise StoreError(f"{name}: session offset mismatch", retryable=True)
                 if response.status_code != 308:
                     self._check(response, name)
                 sent_all = offset + len(chunk) >= total
                 offset = _committed(response)
+                control.progress(offset)
                 if sent_all and offset >= total:
                     raise StoreError(f"{name}: all bytes sent but not finalised",
                                      retryable=True)

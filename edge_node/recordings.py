@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from edge_node.backoff import backoff_delay
 from edge_node.camera_stats import CameraStats
@@ -264,6 +264,13 @@ class Recordings:
                     reason="shutdown",
                     segments=left.segments + recovered.get(left.recording_id, 0)))
             self.open_recordings.closed(left.recording_id)
+
+    def in_progress(self) -> list[dict[str, Any]]:
+        return [{"camera_id": camera_id, "recording_id": a.recorder.request.recording_id,
+                 "trigger": a.want.trigger, "schedule_id": a.want.schedule_id,
+                 "command_id": a.want.command_id, "segments": a.recorder.segments,
+                 "packets": a.recorder.packets, "lost_packets": a.recorder.lost_packets}
+                for camera_id, a in sorted(self.active.items())]
 
     # -- health ----------------------------------------------------------------
 

@@ -15,12 +15,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from edge_node.command_log import CommandLog
 from edge_node.commands import CommandDone, Commands
 from edge_node.desired_state import DesiredStateStore
 from edge_node.events import EventEmitter
 from edge_node.heartbeat import NodeFacts, build_heartbeat
+from edge_node.local_api import LocalApi, LocalCommand, create_local_app
 from edge_node.local_segments import LocalSegments
 from edge_node.mqtt_link import Connected, Inbound, NodeLink, SessionCounter
 from edge_node.open_recordings import OpenRecordings
@@ -36,7 +38,7 @@ from edge_node.settings import EdgeSettings
 from edge_node.stores import open_store
 from edge_node.upload_queue import UploadQueue
 from edge_node.uploader import UploadDone, Uploader, UploadFailedResult
-from schemas.addresses import MqttUrl
+from schemas.addresses import MqttUrl, parse_host_port
 from schemas.cameras import CameraSet
 from schemas.codec import PayloadError, decode_channel, encode
 from schemas.commands import (
@@ -68,7 +70,7 @@ def package_version() -> str:
 
 
 Message = (Inbound | Connected | SegmentReady | CameraOnline | RecorderExited | UploadDone
-           | UploadFailedResult | CommandDone)
+           | UploadFailedResult | CommandDone | LocalCommand)
 
 
 @dataclass
@@ -108,6 +110,12 @@ class EdgeNode:
             node_id=self.node_id, log=self.command_log, recordings=self.recordings,
             store=store, send_reply=self._send_reply, resync=self._resync,
             deliver=self.inbox.put)
+        host, port = parse_host_port(self.settings.edge_http_addr, "CCTV_EDGE_HTTP_ADDR")
+        self.local_api = LocalApi(create_local_app(
+            snapshot=lambda: self.status,
+            schedules=lambda: self.desired.schedules.model_dump(mode="json"),
+            submit=self.inbox.put, version=self.version), host, port)
+        self.status: dict[str, Any] = {"node_id": self.node_id, "starting": True}
         self._sent_upto = 0
         self._started = time.monotonic()
         self._next_heartbeat = 0.0
@@ -126,6 +134,7 @@ class EdgeNode:
         self.uploader.start()
         self.recordings.recover()
         self.link.start()
+        self.local_api.start()
         logger.info("edge.started node_id=%s schedules_revision=%d cameras_revision=%d",
                     self.node_id, self.desired.schedules.revision, self.desired.cameras.revision)
         next_tick = time.monotonic()
@@ -153,6 +162,7 @@ class EdgeNode:
             pass
         self._await_acks(ACK_WAIT_ON_SHUTDOWN_S)
         self.link.stop()
+        self.local_api.stop()
         self.outbox.close()
         self.command_log.close()
         self.upload_queue.close()
@@ -178,6 +188,7 @@ class EdgeNode:
     def _tick(self) -> None:
         now = time.monotonic()
         self.recordings.reconcile(now)
+        self.status = self._status(now)
         if now >= self._next_retention:
             self._next_retention = now + RETENTION_EVERY_S
             self._enforce_retention()
@@ -198,6 +209,9 @@ class EdgeNode:
                 self.recordings.handle(message)
             case CommandDone(reply=reply):
                 self.commands.finish(reply)
+            case LocalCommand(command=command, reply=future):
+                future.set_result(self.commands.local(command))
+                self.recordings.reconcile(time.monotonic())
             case UploadDone(segment=segment, uri=uri):
                 self.events.emit("upload.completed", UploadCompleted(
                     segment_id=segment.segment_id, uri=uri, bytes=segment.bytes,
@@ -272,6 +286,27 @@ class EdgeNode:
             if not self.link.publish(item.topic, item.payload):
                 return
             self._sent_upto = item.seq
+
+    def _status(self, now_mono: float) -> dict[str, Any]:
+        """What the local API shows; rebuilt once a tick and swapped whole."""
+        current = self.uploader.current
+        backlog = self.uploader.backlog()
+        outbox = self.outbox.stats()
+        return {
+            "node_id": self.node_id, "version": self.version,
+            "uptime_s": round(now_mono - self._started, 1),
+            "connected": self.link.connected.is_set(), "session": self.link.session,
+            "schedules_revision": self.desired.schedules.revision,
+            "cameras_revision": self.desired.cameras.revision,
+            "recordings": self.recordings.in_progress(),
+            "uploads": {
+                "current": None if current is None else {
+                    "segment_id": current.segment.segment_id, "bytes": current.segment.bytes,
+                    "sent": self.uploader.current_sent, "attempts": current.attempts},
+                "backlog": {"count": backlog.count, "bytes": backlog.bytes}},
+            "outbox": {"depth": outbox.depth, "oldest_s": round(outbox.oldest_s, 1)},
+            "cameras": [h.model_dump(mode="json") for h in self.recordings.health(now_mono)],
+        }
 
     def _enforce_retention(self) -> None:
         current = self.uploader.current

@@ -8,19 +8,18 @@ directory, the embedded default.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Protocol
 
 from edge_node.file_store import FileStore, file_root
 from edge_node.segments import SealedSegment
+from edge_node.store_base import UploadControl
 
 
 class SegmentStore(Protocol):
     prefix: str
 
     def upload(self, segment: SealedSegment, name: str, session_url: str | None,
-               remember_session: Callable[[str | None], None],
-               stopping: Callable[[], bool] = ...) -> str: ...
+               control: UploadControl = ...) -> str: ...
 
     def put(self, name: str, data: bytes) -> str: ...
 

@@ -23,8 +23,8 @@ from tenacity import (
 )
 
 from edge_node.backoff import backoff_delay
-from edge_node.file_store import StoreError
 from edge_node.segments import SealedSegment, object_name
+from edge_node.store_base import StoreError, UploadControl
 from edge_node.stores import SegmentStore
 from edge_node.upload_queue import Backlog, UploadJob, UploadQueue
 
@@ -67,6 +67,7 @@ class Uploader:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
         self.current: UploadJob | None = None
+        self.current_sent = 0  # bytes the store holds of the current job
 
     def start(self) -> None:
         self._thread.start()
@@ -91,7 +92,7 @@ class Uploader:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            self.current = job
+            self.current, self.current_sent = job, 0
             try:
                 self._attempt(job)
             except Exception:  # thread edge: the job stays queued, the loop goes on
@@ -116,8 +117,8 @@ class Uploader:
             wait=wait_random_exponential(multiplier=0.5, max=self._wait_max_s),
             stop=stop_after_attempt(TRIES_PER_ATTEMPT) | stop_when_event_set(self._stopping))
         try:
-            uri = retrying(lambda: self._store.upload(segment, name, session, remember,
-                                                      self._stopping.is_set))
+            control = UploadControl(remember, self._stopping.is_set, self._sent)
+            uri = retrying(lambda: self._store.upload(segment, name, session, control))
         except StoreError as exc:
             if self._stopping.is_set() and exc.retryable:
                 return  # resumed at the next start; not a failure
@@ -128,6 +129,9 @@ class Uploader:
         self._queue.remove(segment.segment_id)
         logger.info("upload.completed segment_id=%s uri=%s", segment.segment_id, uri)
         self._report(UploadDone(segment, uri))
+
+    def _sent(self, count: int) -> None:
+        self.current_sent = count
 
     def _failed(self, job: UploadJob, exc: StoreError) -> None:
         segment = job.segment

@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from broker.launcher import free_port
 from schemas.codec import encode
 from schemas.status import EventAck
 from schemas.topics import Channel, TopicTable
@@ -86,7 +87,9 @@ class EdgeProcess:
         self.data_dir = data_dir
         self.env = {**os.environ, "CCTV_NODE_ID": node_id, "CCTV_MQTT_URL": mqtt_url,
                     "CCTV_DATA_DIR": str(data_dir), "CCTV_STORAGE_URL": storage.as_uri(),
-                    "CCTV_HEARTBEAT_S": "2", "CCTV_KEEPALIVE_S": "5", "CCTV_LOG_LEVEL": "INFO"}
+                    "CCTV_HEARTBEAT_S": "2", "CCTV_KEEPALIVE_S": "5", "CCTV_LOG_LEVEL": "INFO",
+                    "CCTV_EDGE_HTTP_ADDR": f"127.0.0.1:{free_port()}"}
+        self.api = "http://" + self.env["CCTV_EDGE_HTTP_ADDR"]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, **env: str) -> None:

@@ -4,6 +4,7 @@ window edges, a camera that dies and comes back, commands, and credentials."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
@@ -195,3 +197,34 @@ def test_a_full_disk_evicts_unuploaded_segments_with_an_event_each_and_recording
     failures = [e for e in cloud.events if e["type"] == "upload.failed"]
     assert failures
     assert all(f["data"]["will_retry"] for f in failures)
+
+
+@pytest.mark.timeout(90)
+def test_the_local_api_shows_status_schedules_and_records_by_hand(
+        cloud: CloudObserver, node: EdgeProcess, mjpeg_camera: MjpegCameraFactory) -> None:
+    cameras(cloud, mjpeg_camera().url)
+    cloud.publish(Channel.SCHEDULES, encode(ScheduleSet(revision=3, schedules=[])))
+    node.start()
+    cloud.wait_for(lambda t, b: t.endswith("/state") and b["schedules_revision"] == 3, 30)
+    with httpx.Client(base_url=node.api, timeout=15) as api:
+        assert api.get("/health").json() == {"status": "ok"}
+        assert api.get("/schedules").json() == {"revision": 3, "schedules": []}
+        assert api.post("/manual-record", json={"camera_id": "cam-1",
+                                                "duration_s": "5"}).status_code == 422
+        assert api.post("/manual-record", json={"camera_id": "../etc",
+                                                "duration_s": 5}).status_code == 422
+        assert api.post("/manual-record", json={"camera_id": "nope",
+                                                "duration_s": 5}).status_code == 409
+        accepted = api.post("/manual-record", json={"camera_id": "cam-1", "duration_s": 30})
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["ok"] is True
+        started = cloud.wait_event("recording.started", 20)
+        assert started["data"]["trigger"] == "manual"
+        deadline = time.monotonic() + 10
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline and not status.get("recordings"):
+            status = api.get("/status").json()
+            time.sleep(0.5)
+    assert status["recordings"][0]["camera_id"] == "cam-1"
+    assert status["connected"] is True
+    assert {"current", "backlog"} <= set(status["uploads"])
