@@ -117,6 +117,8 @@ class EdgeNode:
             submit=self.inbox.put, version=self.version), host, port)
         self.status: dict[str, Any] = {"node_id": self.node_id, "starting": True}
         self._sent_upto = 0
+        self._acked_seen = -1
+        self._ack_moved_at = 0.0
         self._started = time.monotonic()
         self._next_heartbeat = 0.0
         self._next_retention = 0.0
@@ -189,6 +191,7 @@ class EdgeNode:
         now = time.monotonic()
         self.recordings.reconcile(now)
         self.status = self._status(now)
+        self._resend_if_stuck(now)
         if now >= self._next_retention:
             self._next_retention = now + RETENTION_EVERY_S
             self._enforce_retention()
@@ -269,6 +272,21 @@ class EdgeNode:
         self._sent_upto = self.outbox.acked_seq
         self._report_state()
         self._send_outbox()
+
+    def _resend_if_stuck(self, now: float) -> None:
+        """Sent events the cloud never acknowledged are sent again: a broker
+        restart can drop what it held for an offline subscriber, and the
+        cloud acks only a gapless run, so a hole would otherwise stay open
+        until the next reconnect. Duplicates are harmless (idempotent)."""
+        acked = self.outbox.acked_seq
+        if acked != self._acked_seen or self._sent_upto <= acked:
+            self._acked_seen, self._ack_moved_at = acked, now
+        elif now - self._ack_moved_at > self.settings.resend_after_s:
+            logger.warning("outbox.resend from_seq=%d sent_upto=%d", acked + 1,
+                           self._sent_upto)
+            self._ack_moved_at = now
+            self._sent_upto = acked
+            self._send_outbox()
 
     def _report_state(self) -> None:
         state = ReportedState(schedules_revision=self.desired.schedules.revision,

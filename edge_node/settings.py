@@ -40,6 +40,9 @@ class EdgeSettings(BaseSettings):
         default=0, ge=0, description="Quota for all local segments in bytes; 0: none.")
     keep_uploaded_s: float = Field(
         default=86_400, ge=0, description="Keep uploaded segments locally this long.")
+    resend_after_s: float = Field(
+        default=30.0, gt=0, description="Resend unacknowledged events after this long "
+                                        "without the cloud's ack advancing.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Heartbeat interval.")
 
     @field_validator("node_id")
