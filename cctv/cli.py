@@ -151,7 +151,7 @@ def node_add(
 ) -> None:
     """Create nodes' broker accounts and print each node's env file."""
     from broker.passwords import BrokerNotRunningError, signal_reload
-    from cctv.provisioning import provision_nodes
+    from broker.provisioning import provision_nodes
 
     if password_file is None:
         fail("CCTV_BROKER_PASSWORD_FILE: set it or pass --password-file")
@@ -202,7 +202,7 @@ def broker_account(
 ) -> None:
     """Create (or reset) a service account and print its CCTV_MQTT_URL line."""
     from broker.passwords import RESERVED_ACCOUNTS, add_accounts
-    from cctv.provisioning import node_mqtt_url
+    from broker.provisioning import node_mqtt_url
 
     if account not in RESERVED_ACCOUNTS:
         fail(f"account must be one of {', '.join(RESERVED_ACCOUNTS)}, not {account!r}")

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from broker.launcher import MosquittoBroker, find_mosquitto, free_port
 from broker.passwords import RESERVED_ACCOUNTS, add_accounts
-from cctv.provisioning import node_mqtt_url
+from broker.provisioning import node_mqtt_url
 
 DEFAULT_PORT = 1883
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ REJECTED = Counter("cctv_ingest_rejected_total", "Messages refused, by reason", 
 EVENTS_STORED = Counter("cctv_ingest_events_stored_total", "Events stored", ["type"])
 EVENTS_DUPLICATE = Counter("cctv_ingest_events_duplicate_total", "Duplicate events ignored")
 BATCH_SECONDS = Histogram("cctv_ingest_batch_seconds", "Time to commit one batch")
+BATCHES_FAILED = Counter("cctv_ingest_batches_failed_total", "Batches rolled back")
 for _type in EVENT_TYPES:
     EVENTS_STORED.labels(_type)
 for _reason in ("topic", "wrong_topic", "payload"):
@@ -65,13 +66,15 @@ def ingest_subscriptions(topics: TopicTable, mqtt5: bool) -> list[str]:
 
 
 class Ingest:
-    def __init__(self, engine: Engine, topics: TopicTable, publish: Publish,
+    def __init__(self, engine: Engine, topics: TopicTable, publish: Publish, *,
+                 on_failure: Callable[[], Awaitable[None]] | None = None,
                  batch_size: int = 500, batch_wait_s: float = 0.02) -> None:
         self._engine = engine
         self._topics = topics
         self._publish = publish
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_s
+        self._on_failure = on_failure
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.listeners: list[Callable[[ParsedTopic, Any], None]] = []
@@ -116,11 +119,16 @@ class Ingest:
             try:
                 with BATCH_SECONDS.time():
                     acked = await asyncio.to_thread(self._commit, batch)
-            except Exception as exc:  # loop edge: the batch is retried by the broker
+            except Exception as exc:  # loop edge: the batch is redelivered
+                BATCHES_FAILED.inc()
                 logger.exception("ingest.batch_failed size=%d", len(batch))
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
+                if self._on_failure is not None:
+                    # Unacknowledged QoS 1 messages come back only on a new
+                    # connection of the same session: reconnect to get them.
+                    await self._on_failure()
                 continue
             for node_id, upto in acked.items():
                 self._publish(self._topics.topic(node_id, Channel.ACKS),

@@ -98,3 +98,10 @@ class CloudLink:
     async def _on_message(self, _client: Client, topic: str, payload: bytes, _qos: int,
                           _properties: Any) -> int:
         return await self._handler(topic, payload)
+
+    async def reconnect(self) -> None:
+        """A new connection of the same session: the broker then sends again
+        every QoS 1 message not yet acknowledged."""
+        if self._client is not None:
+            logger.warning("mqtt.reconnect reason=redelivery")
+            await self._client.reconnect(delay=True)

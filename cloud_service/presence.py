@@ -11,7 +11,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from cloud_service import tables
 from cloud_service.event_store import ensure_node
+from schemas.commands import CommandReply
 from schemas.status import Heartbeat, NodeStatus, ReportedState
 
 
@@ -40,12 +42,22 @@ def apply_state(session: Session, node_id: str, state: ReportedState, now: datet
     session.add(node)
 
 
+def apply_reply(session: Session, reply: CommandReply, now: datetime) -> None:
+    """Note a reply against the command the API sent (replies to commands sent
+    straight over MQTT by an operator have no row and are only streamed)."""
+    row = session.get(tables.Command, reply.command_id)
+    if row is not None and row.reply is None:
+        row.reply, row.replied_at = reply.model_dump(mode="json"), now
+        session.add(row)
+
+
 def apply_heartbeat(session: Session, node_id: str, heartbeat: Heartbeat, now: datetime) -> None:
     node = ensure_node(session, node_id, now)
     if heartbeat.session >= node.session:
         # A heartbeat proves the session is alive even if its `online` was missed.
         node.session, node.online = heartbeat.session, True
     node.heartbeat = heartbeat.model_dump(mode="json")
+    session.add(tables.HeartbeatLog(node_id=node_id, received_at=now, payload=node.heartbeat))
     node.last_heartbeat = now
     node.last_seen = now
     node.schedules_revision_applied = heartbeat.schedules_revision

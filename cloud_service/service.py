@@ -14,12 +14,14 @@ import secrets
 import uvicorn
 
 from cloud_service.api.app import create_app
-from cloud_service.api.context import ApiContext
+from cloud_service.api.context import ApiContext, Provisioning
 from cloud_service.database import make_engine, migrate
 from cloud_service.ingest import Ingest, ingest_subscriptions
+from cloud_service.live import Live
+from cloud_service.media_source import MediaSource
 from cloud_service.mqtt_link import CloudLink
 from cloud_service.settings import CloudSettings
-from schemas.addresses import MqttUrl, parse_host_port
+from schemas.addresses import MqttUrl, file_root, parse_host_port
 from schemas.topics import TopicTable
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,20 @@ logger = logging.getLogger(__name__)
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names it."""
+
+
+def provisioning(settings: CloudSettings) -> Provisioning | None:
+    if settings.broker_password_file is None:
+        return None
+    if not settings.broker_public_url:
+        raise ConfigError("CCTV_BROKER_PUBLIC_URL: needed with CCTV_BROKER_PASSWORD_FILE")
+    return Provisioning(settings.broker_password_file, settings.broker_public_url,
+                        settings.broker_pid_file)
+
+
+def media_source(settings: CloudSettings) -> MediaSource:
+    url = settings.storage_url
+    return MediaSource(file_root(url) if url.startswith("file://") else None)
 
 
 async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -> None:
@@ -46,14 +62,21 @@ async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -
         # API routes run in worker threads; gmqtt lives on the loop.
         loop.call_soon_threadsafe(lambda: link.publish(topic, payload, retain=True))
 
-    ingest = Ingest(engine, topics, publish)
+    async def redeliver() -> None:
+        await link.reconnect()
+
+    ingest = Ingest(engine, topics, publish, on_failure=redeliver)
+    live = Live()
+    ingest.listeners.append(live.committed)
     link = CloudLink(
         MqttUrl.parse(settings.mqtt_url.get_secret_value()),
         client_id=f"cctv-cloud-{secrets.token_hex(4)}" if settings.ephemeral_session
         else settings.mqtt_client_id,
         handler=ingest.handle, subscriptions=lambda mqtt5: ingest_subscriptions(topics, mqtt5),
         ca_file=settings.mqtt_ca_file, protocol=settings.mqtt_protocol)
-    app = create_app(ApiContext(engine, topics, publish_retained, tokens))
+    app = create_app(ApiContext(
+        engine, topics, publish_retained, tokens, publish=publish, live=live,
+        provisioning=provisioning(settings), media=media_source(settings)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            access_log=False, lifespan="off"))
     ingest.start()

@@ -36,6 +36,8 @@ class CloudSettings(BaseSettings):
         default=None, description="Mosquitto password file the service provisions nodes in.")
     broker_public_url: str | None = Field(
         default=None, description="Broker URL given to provisioned nodes.")
+    broker_pid_file: Path | None = Field(
+        default=None, description="Mosquitto pid file, signalled to reload new accounts.")
     log_level: str = Field(default="INFO", description="Logging level.")
     mqtt_client_id: str = Field(
         default="cctv-cloud-ingest",

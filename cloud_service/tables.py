@@ -105,3 +105,26 @@ class RetiredNode(SQLModel, table=True):
     node_id: str = Field(primary_key=True, max_length=63)
     schedules_revision: int = 0
     cameras_revision: int = 0
+
+
+class HeartbeatLog(SQLModel, table=True):
+    """Every heartbeat received (the node row keeps only the latest)."""
+
+    __tablename__ = "heartbeat_log"
+    __table_args__ = (Index("ix_heartbeat_log_node_received", "node_id", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: str = Field(max_length=63)
+    received_at: datetime | None = _utc_column()
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Command(SQLModel, table=True):
+    """A command sent to a node through the API, and its reply once it came."""
+
+    command_id: str = Field(primary_key=True, max_length=63)
+    node_id: str = Field(index=True, max_length=63)
+    command: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    issued_at: datetime | None = _utc_column()
+    reply: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    replied_at: datetime | None = _utc_column()

@@ -10,17 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from edge_node.segments import CHUNK, SealedSegment, crc32c_of_file, fsync_file
 from edge_node.store_base import NO_CONTROL, StoreError, UploadControl
-
-
-def file_root(storage_url: str) -> Path:
-    parts = urlsplit(storage_url)
-    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-        raise ValueError(f"not a file:/// URL: {storage_url!r}")
-    return Path(unquote(parts.path))
 
 
 class FileStore:

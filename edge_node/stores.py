@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
-from edge_node.file_store import FileStore, file_root
+from edge_node.file_store import FileStore
 from edge_node.segments import SealedSegment
 from edge_node.store_base import UploadControl
+from schemas.addresses import file_root
 
 
 class SegmentStore(Protocol):

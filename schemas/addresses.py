@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -54,3 +55,11 @@ def parse_host_port(value: str, setting: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{setting} must be HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def file_root(storage_url: str) -> Path:
+    """The directory of a `file:///path` storage URL."""
+    parts = urlsplit(storage_url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise ValueError(f"not a file:/// URL: {storage_url!r}")
+    return Path(unquote(parts.path))

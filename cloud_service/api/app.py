@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from cloud_service.api import cameras, nodes, recordings, schedules
+from cloud_service.api import cameras, commands, coverage, live_routes, nodes, recordings, schedules
 from cloud_service.api.auth import require_token
 from cloud_service.api.context import ApiContext
 
@@ -21,8 +21,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app = FastAPI(title="CCTV fleet cloud service", version=VERSION,
                   description="Fleet state, schedules, recordings and commands.")
     app.state.context = context
-    for module in (nodes, cameras, schedules, recordings):
+    for module in (nodes, cameras, schedules, recordings, commands, coverage):
         app.include_router(module.router, dependencies=[Depends(require_token)])
+    app.include_router(live_routes.router)  # its own auth: header or ?token=
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:

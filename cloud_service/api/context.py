@@ -7,7 +7,8 @@ through the `Ctx` and `DbSession` dependencies.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
@@ -16,9 +17,20 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from cloud_service.desired_state import Publication
+from cloud_service.live import Live
+from cloud_service.media_source import MediaSource
 from schemas.topics import TopicTable
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """Where the service creates nodes' broker accounts, when it manages them."""
+
+    password_file: Path
+    public_url: str
+    broker_pid_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,10 @@ class ApiContext:
     topics: TopicTable
     publish_retained: Callable[[str, bytes], None]
     tokens: tuple[str, ...]
+    publish: Callable[[str, bytes], None] = lambda _topic, _payload: None
+    live: Live = field(default_factory=Live)
+    provisioning: Provisioning | None = None
+    media: MediaSource | None = None
 
     def commit_and_publish(self, session: Session, publications: Iterable[Publication]) -> None:
         """Commit, then publish the retained documents whose revisions it fixed."""

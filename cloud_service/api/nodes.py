@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -9,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
+from broker.passwords import RESERVED_ACCOUNTS, BrokerNotRunningError, signal_reload
+from broker.provisioning import provision_nodes
 from cloud_service import tables
 from cloud_service.api.context import Ctx, DbSession, Limit, Offset, Page
 from cloud_service.node_rows import new_node, retire_node
@@ -16,6 +19,7 @@ from cloud_service.timeutil import as_utc
 from schemas.ids import ID_PATTERN, Identifier, utc_now
 from schemas.topics import Channel
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/nodes", tags=["nodes"])
 NodeIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
 
@@ -65,14 +69,35 @@ def list_nodes(session: DbSession, limit: Limit = 100, offset: Offset = 0,
     return Page(items=[NodeOut.of(r) for r in rows], total=total)
 
 
+class RegisteredNode(NodeOut):
+    """A new node; where the service manages the broker's accounts, also its
+    broker URL with the password, shown this once."""
+
+    mqtt_url: str | None = None
+    env: str | None = None
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
-def register_node(body: NodeIn, session: DbSession) -> NodeOut:
+def register_node(body: NodeIn, session: DbSession, context: Ctx) -> RegisteredNode:
     if session.get(tables.Node, body.node_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"node {body.node_id} already exists")
+    if body.node_id in RESERVED_ACCOUNTS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"node_id: {body.node_id} is a reserved account name")
     row = new_node(session, body.node_id, utc_now())
+    mqtt_url = env = None
+    if context.provisioning is not None:
+        env = provision_nodes(context.provisioning.password_file, [body.node_id],
+                              context.provisioning.public_url)[body.node_id]
+        mqtt_url = env.split("CCTV_MQTT_URL=", 1)[1].strip()
+        if context.provisioning.broker_pid_file is not None:
+            try:
+                signal_reload(context.provisioning.broker_pid_file)
+            except BrokerNotRunningError as exc:
+                logger.warning("provisioning.reload_failed error=%s", exc)
     session.commit()
     session.refresh(row)
-    return NodeOut.of(row)
+    return RegisteredNode(**NodeOut.of(row).model_dump(), mqtt_url=mqtt_url, env=env)
 
 
 @router.get("/{node_id}")

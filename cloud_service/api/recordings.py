@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -65,9 +65,9 @@ def list_recordings(session: DbSession, *, limit: Limit = 100, offset: Offset = 
     if camera_id is not None:
         query = query.where(tables.Recording.camera_id == camera_id)
     if since is not None:
-        query = query.where(col(tables.Recording.started_at) >= since)
+        query = query.where(col(tables.Recording.started_at) >= since.astimezone(UTC))
     if until is not None:
-        query = query.where(col(tables.Recording.started_at) < until)
+        query = query.where(col(tables.Recording.started_at) < until.astimezone(UTC))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(tables.Recording.started_at).desc())
                         .offset(offset).limit(limit))
@@ -94,7 +94,7 @@ def list_events(session: DbSession, *, limit: Limit = 100, offset: Offset = 0,
     if type:
         query = query.where(col(tables.Event.type).in_(type))
     if since is not None:
-        query = query.where(col(tables.Event.received_at) >= since)
+        query = query.where(col(tables.Event.received_at) >= since.astimezone(UTC))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(tables.Event.received_at).desc(),
                                        col(tables.Event.seq).desc()).offset(offset).limit(limit))

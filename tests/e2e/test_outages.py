@@ -21,7 +21,7 @@ import pytest
 
 from broker.launcher import MosquittoBroker, free_port
 from broker.passwords import add_accounts
-from cctv.provisioning import node_mqtt_url
+from broker.provisioning import node_mqtt_url
 from tests.e2e.edge_harness import EdgeProcess
 from tests.fixtures.media import MjpegCameraFactory
 
