@@ -259,5 +259,13 @@ def schemas_asyncapi() -> None:
     typer.echo(json.dumps(asyncapi_document(), indent=2))
 
 
+@schemas_app.command("openapi")
+def schemas_openapi() -> None:
+    """Print the OpenAPI document of the cloud's REST API (docs/openapi.json)."""
+    from cloud_service.api.app import openapi_document
+
+    typer.echo(json.dumps(openapi_document(), indent=2))
+
+
 def main() -> None:
     app()

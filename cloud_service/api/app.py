@@ -6,13 +6,17 @@ composition root (cloud_service.service) builds the context it serves.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import create_engine
 
 from cloud_service.api import cameras, commands, coverage, live_routes, nodes, recordings, schedules
 from cloud_service.api.auth import require_token
 from cloud_service.api.context import ApiContext
+from schemas.topics import TopicTable
 
 VERSION = "0.1.0"
 
@@ -34,3 +38,9 @@ def create_app(context: ApiContext) -> FastAPI:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document, without a database or a broker."""
+    context = ApiContext(create_engine("sqlite://"), TopicTable(), lambda _t, _p: None, ())
+    return create_app(context).openapi()
