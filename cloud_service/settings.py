@@ -14,14 +14,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from schemas.addresses import MqttProtocol, MqttUrl, parse_host_port
-from schemas.topics import DEFAULT_PREFIX, TopicTable
+from schemas.addresses import MqttProtocol
+from schemas.settings_types import ListenAddress, MqttUrlSetting, TopicPrefix
+from schemas.topics import DEFAULT_PREFIX
 
 
 class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CCTV_", env_file=".env", extra="ignore")
 
-    mqtt_url: SecretStr = Field(
+    mqtt_url: MqttUrlSetting = Field(
         default=SecretStr("mqtt://cctv-cloud@127.0.0.1:1883"),
         description="Broker URL with the cctv-cloud account, mqtt:// or mqtts://.")
     data_dir: Path = Field(default=Path(".cctv"), description="Where the SQLite file lives.")
@@ -29,8 +30,9 @@ class CloudSettings(BaseSettings):
         default=None, description="SQLAlchemy URL; default SQLite in the data dir.")
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated bearer tokens for /api.")
-    http_addr: str = Field(default="127.0.0.1:8000", description="HOST:PORT to serve on.")
-    topic_prefix: str = Field(default=DEFAULT_PREFIX, description="MQTT topic prefix.")
+    http_addr: ListenAddress = Field(default="127.0.0.1:8000",
+                                     description="HOST:PORT to serve on.")
+    topic_prefix: TopicPrefix = Field(default=DEFAULT_PREFIX, description="MQTT topic prefix.")
     storage_url: str = Field(default="", description="Where segments are stored, for playback.")
     broker_password_file: Path | None = Field(
         default=None, description="Mosquitto password file the service provisions nodes in.")
@@ -72,23 +74,8 @@ class CloudSettings(BaseSettings):
                                  "postgresql+psycopg://user@host/db)") from None
         return value
 
-    @field_validator("mqtt_url")
-    @classmethod
-    def _check_mqtt_url(cls, value: SecretStr) -> SecretStr:
-        MqttUrl.parse(value.get_secret_value())
-        return value
 
-    @field_validator("http_addr")
-    @classmethod
-    def _check_addr(cls, value: str) -> str:
-        parse_host_port(value, "CCTV_HTTP_ADDR")
-        return value
 
-    @field_validator("topic_prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        TopicTable(value)
-        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,12 +8,11 @@ Thread-safe; never talks to the network.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+
+from edge_node.sqlite_store import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -40,32 +39,8 @@ class OutboxStats:
     oldest_s: float
 
 
-class Outbox:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-
-    def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # FULL: an event acknowledged to its producer survives a power cut.
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("outbox is not open")
-        return self._db
+class Outbox(SqliteStore):
+    schema = _SCHEMA
 
     def append(self, build: Callable[[int], tuple[str, bytes]]) -> int:
         """Store the event `build(seq)` returns under the next seq; return the seq."""

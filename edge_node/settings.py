@@ -8,25 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.addresses import MqttProtocol, MqttUrl, parse_host_port
+from schemas.addresses import MqttProtocol
 from schemas.ids import check_id
-from schemas.topics import DEFAULT_PREFIX, TopicTable
+from schemas.settings_types import ListenAddress, MqttUrlSetting, TopicPrefix
+from schemas.topics import DEFAULT_PREFIX
 
 
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CCTV_", env_file=".env", extra="ignore")
 
     node_id: str = Field(description="This node's id; also its MQTT user name and client id.")
-    mqtt_url: SecretStr = Field(description="Broker URL with this node's account.")
+    mqtt_url: MqttUrlSetting = Field(description="Broker URL with this node's account.")
     data_dir: Path = Field(default=Path(".cctv-edge"),
                            description="Desired state, outbox, segments waiting for upload.")
     storage_url: str = Field(default="", description="gs://bucket/prefix or file:///path; "
                              "default file storage under the data dir.")
-    edge_http_addr: str = Field(default="127.0.0.1:8081", description="Local API HOST:PORT.")
-    topic_prefix: str = Field(default=DEFAULT_PREFIX, description="MQTT topic prefix.")
+    edge_http_addr: ListenAddress = Field(default="127.0.0.1:8081",
+                                          description="Local API HOST:PORT.")
+    topic_prefix: TopicPrefix = Field(default=DEFAULT_PREFIX, description="MQTT topic prefix.")
     log_level: str = Field(default="INFO", description="Logging level.")
     mqtt_protocol: MqttProtocol = Field(
         default="5", description="MQTT protocol version: 5, or 3.1.1 for a broker without 5.")
@@ -50,23 +52,8 @@ class EdgeSettings(BaseSettings):
     def _check_node_id(cls, value: str) -> str:
         return check_id(value, "node id")
 
-    @field_validator("mqtt_url")
-    @classmethod
-    def _check_mqtt_url(cls, value: SecretStr) -> SecretStr:
-        MqttUrl.parse(value.get_secret_value())
-        return value
 
-    @field_validator("edge_http_addr")
-    @classmethod
-    def _check_addr(cls, value: str) -> str:
-        parse_host_port(value, "CCTV_EDGE_HTTP_ADDR")
-        return value
 
-    @field_validator("topic_prefix")
-    @classmethod
-    def _check_prefix(cls, value: str) -> str:
-        TopicTable(value)
-        return value
 
     @field_validator("storage_url")
     @classmethod

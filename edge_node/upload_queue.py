@@ -9,14 +9,13 @@ crash continues where it stopped. Thread-safe; never touches the network.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from edge_node.segments import SealedSegment
+from edge_node.sqlite_store import SqliteStore
 
 MANUAL, SCHEDULED = 0, 1
 
@@ -65,34 +64,12 @@ def _load(text: str) -> SealedSegment:
     return SealedSegment(**data)
 
 
-class UploadQueue:
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-
-    def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(_SCHEMA)
-        self._db = db
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("upload queue is not open")
-        return self._db
+class UploadQueue(SqliteStore):
+    schema = _SCHEMA
 
     def add(self, segment: SealedSegment, priority: int) -> None:
         with self._lock:
-            self._conn().execute(
+            self._conn.execute(
                 "INSERT OR IGNORE INTO uploads (segment_id, segment, bytes, priority, created) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (segment.segment_id, _dump(segment), segment.bytes, priority, time.time()))
@@ -100,7 +77,7 @@ class UploadQueue:
     def next_ready(self, now: float | None = None) -> UploadJob | None:
         now = time.time() if now is None else now
         with self._lock:
-            row = self._conn().execute(
+            row = self._conn.execute(
                 "SELECT segment, priority, attempts, session_url FROM uploads "
                 "WHERE not_before <= ? ORDER BY priority, created LIMIT 1", (now,)).fetchone()
         if row is None:
@@ -109,13 +86,13 @@ class UploadQueue:
 
     def remember_session(self, segment_id: str, session_url: str | None) -> None:
         with self._lock:
-            self._conn().execute("UPDATE uploads SET session_url = ? WHERE segment_id = ?",
+            self._conn.execute("UPDATE uploads SET session_url = ? WHERE segment_id = ?",
                                  (session_url, segment_id))
 
     def retry_later(self, segment_id: str, delay_s: float) -> int:
         """Count a failed attempt and hold the job back; returns the attempt count."""
         with self._lock:
-            db = self._conn()
+            db = self._conn
             db.execute("UPDATE uploads SET attempts = attempts + 1, not_before = ? "
                        "WHERE segment_id = ?", (time.time() + delay_s, segment_id))
             row = db.execute("SELECT attempts FROM uploads WHERE segment_id = ?",
@@ -124,25 +101,25 @@ class UploadQueue:
 
     def remove(self, segment_id: str) -> bool:
         with self._lock:
-            cursor = self._conn().execute("DELETE FROM uploads WHERE segment_id = ?",
+            cursor = self._conn.execute("DELETE FROM uploads WHERE segment_id = ?",
                                           (segment_id,))
         return cursor.rowcount > 0
 
     def contains(self, segment_id: str) -> bool:
         with self._lock:
-            row = self._conn().execute("SELECT 1 FROM uploads WHERE segment_id = ?",
+            row = self._conn.execute("SELECT 1 FROM uploads WHERE segment_id = ?",
                                        (segment_id,)).fetchone()
         return row is not None
 
     def jobs(self) -> list[UploadJob]:
         with self._lock:
-            rows = self._conn().execute(
+            rows = self._conn.execute(
                 "SELECT segment, priority, attempts, session_url FROM uploads "
                 "ORDER BY priority, created").fetchall()
         return [UploadJob(_load(r[0]), r[1], r[2], r[3]) for r in rows]
 
     def backlog(self) -> Backlog:
         with self._lock:
-            count, total, oldest = self._conn().execute(
+            count, total, oldest = self._conn.execute(
                 "SELECT count(*), coalesce(sum(bytes), 0), min(created) FROM uploads").fetchone()
         return Backlog(count, total, oldest)
