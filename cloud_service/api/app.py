@@ -13,7 +13,16 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import create_engine
 
-from cloud_service.api import cameras, commands, coverage, live_routes, nodes, recordings, schedules
+from cloud_service.api import (
+    cameras,
+    commands,
+    coverage,
+    dashboard,
+    live_routes,
+    nodes,
+    recordings,
+    schedules,
+)
 from cloud_service.api.auth import require_token
 from cloud_service.api.context import ApiContext
 from schemas.topics import TopicTable
@@ -28,6 +37,7 @@ def create_app(context: ApiContext) -> FastAPI:
     for module in (nodes, cameras, schedules, recordings, commands, coverage):
         app.include_router(module.router, dependencies=[Depends(require_token)])
     app.include_router(live_routes.router)  # its own auth: header or ?token=
+    app.include_router(dashboard.router)  # the web dashboard at / (static files, no auth)
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
