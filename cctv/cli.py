@@ -12,30 +12,58 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any
 
+import click
 import typer
 from pydantic import ValidationError
 from rich.progress import track
 
+from cctv.cli_common import fail
+from cctv.cli_nodes import node_list, node_rm
+from cctv.cli_recordings import recordings_app
+from cctv.cli_schedules import schedules_app
+from cctv.cli_tail import tail
 from cctv.logs import setup_logging
 from cctv.settings_errors import describe
 from cctv.up_broker import BrokerChoice
 
-app = typer.Typer(help="CCTV fleet: edge nodes, cloud service and broker.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-node_app = typer.Typer(help="Provision edge nodes.", no_args_is_help=True)
+# Older typer raises click's own exceptions; newer ones vendor click inside typer.
+_USAGE_ERRORS: tuple[type[Exception], ...] = (
+    click.ClickException, getattr(typer, "TyperException", click.ClickException))
+_ABORTS: tuple[type[Exception], ...] = (click.Abort, typer.Abort)
+
+
+class _OneLineErrors(typer.Typer):
+    """Typer whose usage errors (a missing argument, a value of the wrong type)
+    are one line on stderr, like every other error of the CLI."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", False)
+        try:
+            result = super().__call__(*args, **kwargs)
+        except _USAGE_ERRORS as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                sys.exit(2)  # the help has been shown
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
+            sys.exit(getattr(exc, "exit_code", 2))
+        except _ABORTS:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = _OneLineErrors(help="CCTV fleet: edge nodes, cloud service and broker.",
+                     no_args_is_help=True, pretty_exceptions_enable=False)
+node_app = typer.Typer(help="Edge nodes: provision, list, remove.", no_args_is_help=True)
 broker_app = typer.Typer(help="Broker accounts, certificates and a local broker.",
                          no_args_is_help=True)
 schemas_app = typer.Typer(help="The wire contract's documents.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 app.add_typer(broker_app, name="broker")
 app.add_typer(schemas_app, name="schemas")
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -265,6 +293,18 @@ def schemas_openapi() -> None:
     from cloud_service.api.app import openapi_document
 
     typer.echo(json.dumps(openapi_document(), indent=2))
+
+
+# The managing verbs talk REST to the cloud (CCTV_API_URL, CCTV_API_TOKEN); their
+# code is in cctv/cli_*.py so this module stays the map of the command line.
+node_app.command("list")(node_list)
+node_app.command("rm")(node_rm)
+app.command("nodes", help="The fleet (the same as `cctv node list`).")(node_list)
+app.add_typer(schedules_app, name="schedules")
+app.add_typer(recordings_app, name="recordings")
+app.command("tail")(tail)
+
+__all__ = ["app", "fail", "main"]
 
 
 def main() -> None:

@@ -39,7 +39,11 @@ VERBS: list[list[str]] = [
     ["schemas"], ["schemas", "asyncapi"],
 ]
 # Verbs the design's "Command line" section promises besides those.
-DESIGN_VERBS: list[list[str]] = [["trigger"]]
+DESIGN_VERBS: list[list[str]] = [
+    ["trigger"], ["node", "list"], ["node", "rm"], ["nodes"],
+    ["schedules"], ["schedules", "list"], ["schedules", "add"], ["schedules", "rm"],
+    ["recordings"], ["recordings", "list"], ["recordings", "download"], ["tail"],
+]
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -128,7 +132,8 @@ def test_help_of_every_verb(tmp_path: Path) -> None:
         assert "Usage" in result.stdout, args
         assert "Traceback" not in result.stderr
     top = results[0][1].stdout
-    for verb in ("up", "cloud", "edge", "node", "broker", "schemas"):
+    for verb in ("up", "cloud", "edge", "node", "broker", "schemas", "nodes",
+                 "schedules", "recordings", "tail"):
         assert verb in top
 
 
