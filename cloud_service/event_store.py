@@ -11,9 +11,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import tuple_
-from sqlmodel import Session, col, select
+from sqlalchemy import insert, tuple_
+from sqlmodel import Session, SQLModel, col, select
 
 from cloud_service import tables
 from cloud_service.node_rows import new_node
@@ -29,6 +30,10 @@ from schemas.events import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Core tables for the two append-mostly inserts: no ORM object per row.
+_EVENT_TABLE = SQLModel.metadata.tables["event"]
+_SEGMENT_TABLE = SQLModel.metadata.tables["segment"]
 
 
 @dataclass
@@ -56,6 +61,7 @@ def store_events(session: Session, events: Sequence[Event], received_at: datetim
             tuple_(col(tables.Event.node_id), col(tables.Event.seq)).in_(pairs))
     ).all()) if pairs else set()
     touched: set[str] = set()
+    fresh: list[Event] = []
     for event in unique.values():
         touched.add(event.node_id)
         if event.event_id in known_ids or (event.node_id, event.seq) in known_pairs:
@@ -64,23 +70,56 @@ def store_events(session: Session, events: Sequence[Event], received_at: datetim
                                event.node_id, event.seq, event.event_id)
             continue
         known_pairs.add((event.node_id, event.seq))
-        session.add(tables.Event(
-            event_id=event.event_id, node_id=event.node_id, seq=event.seq, type=event.type,
-            ts=event.ts, received_at=received_at, envelope=event.model_dump(mode="json"),
-        ))
-        _project(session, event)
+        fresh.append(event)
         result.stored[event.type] = result.stored.get(event.type, 0) + 1
     result.duplicates = len(events) - sum(result.stored.values())
+    if fresh:
+        # One multi-row INSERT per table and one SELECT per table for what the
+        # projections read, rather than an ORM object, a lookup and an autoflush
+        # per event: per-row round trips were most of ingest's time.
+        session.execute(insert(_EVENT_TABLE), [
+            {"event_id": e.event_id, "node_id": e.node_id, "seq": e.seq, "type": e.type,
+             "ts": e.ts, "received_at": received_at, "envelope": e.model_dump(mode="json")}
+            for e in fresh])
+        _Projection(session, fresh).apply(fresh)
     session.flush()
+    nodes = _nodes(session, touched, received_at)
+    above = _stored_above(session, list(nodes))
     for node_id in sorted(touched):
-        result.acked[node_id] = _advance_node(session, node_id, received_at)
+        result.acked[node_id] = _advance_node(session, nodes[node_id], above[node_id],
+                                              received_at)
     return result
 
 
-def _advance_node(session: Session, node_id: str, now: datetime) -> int:
-    node = ensure_node(session, node_id, now)
-    above = session.exec(select(tables.Event.seq).where(
-        tables.Event.node_id == node_id, tables.Event.seq > node.acked_seq)).all()
+def _nodes(session: Session, node_ids: set[str], now: datetime) -> dict[str, tables.Node]:
+    """The rows of these nodes (created if new), loaded with one query and
+    locked: two ingest processes storing the same node's events must compute
+    its ack one after the other, or the later commit overwrites the ack with
+    one that could not see the other's events. (SQLite serialises writers.)"""
+    rows = {row.node_id: row for row in session.exec(
+        select(tables.Node).where(col(tables.Node.node_id).in_(list(node_ids)))
+        .order_by(col(tables.Node.node_id)).with_for_update()
+        .execution_options(populate_existing=True))}
+    for node_id in node_ids - rows.keys():
+        rows[node_id] = new_node(session, node_id, now)
+    return rows
+
+
+def _stored_above(session: Session, node_ids: Sequence[str]) -> dict[str, list[int]]:
+    """Every stored seq above each node's acked_seq, in one query."""
+    above: dict[str, list[int]] = {node_id: [] for node_id in node_ids}
+    rows = session.exec(
+        select(tables.Event.node_id, tables.Event.seq)
+        .join(tables.Node, col(tables.Node.node_id) == col(tables.Event.node_id))
+        .where(col(tables.Node.node_id).in_(list(node_ids)),
+               col(tables.Event.seq) > col(tables.Node.acked_seq)))
+    for node_id, seq in rows:
+        above[node_id].append(seq)
+    return above
+
+
+def _advance_node(session: Session, node: tables.Node, above: Sequence[int],
+                  now: datetime) -> int:
     state = advance(node.acked_seq, above)
     node.acked_seq, node.max_seq, node.seq_gaps = state.acked, state.max_seen, state.gaps
     node.last_seen = now
@@ -88,54 +127,91 @@ def _advance_node(session: Session, node_id: str, now: datetime) -> int:
     return state.acked
 
 
-def _recording(session: Session, recording_id: str, node_id: str,
-               camera_id: str) -> tables.Recording:
-    row = session.get(tables.Recording, recording_id)
-    if row is None:
-        row = tables.Recording(recording_id=recording_id, node_id=node_id, camera_id=camera_id)
-        session.add(row)
-    return row
+_RECORDING_EVENTS = (RecordingStartedEvent, RecordingSegmentEvent, RecordingStoppedEvent)
+_SEGMENT_EVENTS = (RecordingSegmentEvent, UploadCompletedEvent, UploadFailedEvent,
+                   StorageEvictedEvent)
 
 
-def _project(session: Session, event: Event) -> None:
-    match event:
-        case RecordingStartedEvent(data=data):
-            row = _recording(session, data.recording_id, event.node_id, data.camera_id)
-            row.trigger, row.schedule_id, row.command_id = (
-                data.trigger, data.schedule_id, data.command_id)
-            row.started_at = row.started_at or event.ts
-        case RecordingSegmentEvent(data=data):
-            recording = _recording(session, data.recording_id, event.node_id, data.camera_id)
-            recording.started_at = recording.started_at or data.start
-            if session.get(tables.Segment, data.segment_id) is not None:
-                # Reported again (a node that crashed between reporting and
-                # noting it did): the first report stands.
-                return
-            session.add(tables.Segment(
-                segment_id=data.segment_id, recording_id=data.recording_id,
-                node_id=event.node_id, camera_id=data.camera_id, start=data.start, end=data.end,
-                bytes=data.bytes, crc32c=data.crc32c, codec=data.codec, width=data.width,
-                height=data.height, frames=data.frames, lost_packets=data.lost_packets,
-            ))
-        case RecordingStoppedEvent(data=data):
-            row = _recording(session, data.recording_id, event.node_id, data.camera_id)
-            row.stopped_at, row.reason = event.ts, data.reason
-        case UploadCompletedEvent(data=data):
-            _set_segment(session, data.segment_id, "uploaded", data.uri)
-        case UploadFailedEvent(data=data) if not data.will_retry:
-            _set_segment(session, data.segment_id, "failed")
-        case StorageEvictedEvent(data=data) if not data.uploaded:
-            _set_segment(session, data.segment_id, "evicted")
-        case _:
-            pass
+class _Projection:
+    """A batch's recording and segment rows: those the events name are loaded
+    up front, new segments are inserted together at the end."""
 
+    def __init__(self, session: Session, events: Sequence[Event]) -> None:
+        self._session = session
+        recording_ids = {e.data.recording_id for e in events if isinstance(e, _RECORDING_EVENTS)}
+        segment_ids = {e.data.segment_id for e in events if isinstance(e, _SEGMENT_EVENTS)}
+        self._recordings = {row.recording_id: row for row in session.exec(
+            select(tables.Recording).where(
+                col(tables.Recording.recording_id).in_(list(recording_ids))))
+        } if recording_ids else {}
+        self._stored_segments = {row.segment_id: row for row in session.exec(
+            select(tables.Segment).where(col(tables.Segment.segment_id).in_(list(segment_ids))))
+        } if segment_ids else {}
+        self._new_segments: dict[str, dict[str, Any]] = {}
 
-def _set_segment(session: Session, segment_id: str, state: str, uri: str | None = None) -> None:
-    segment = session.get(tables.Segment, segment_id)
-    if segment is None:
-        logger.warning("segment.unknown segment_id=%s state=%s", segment_id, state)
-        return
-    segment.upload_state = state
-    if uri is not None:
-        segment.uri = uri
-    session.add(segment)
+    def apply(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._project(event)
+        if self._new_segments:
+            self._session.execute(insert(_SEGMENT_TABLE),
+                                  list(self._new_segments.values()))
+
+    def _recording(self, recording_id: str, node_id: str, camera_id: str) -> tables.Recording:
+        row = self._recordings.get(recording_id)
+        if row is None:
+            row = tables.Recording(recording_id=recording_id, node_id=node_id,
+                                   camera_id=camera_id)
+            self._session.add(row)
+            self._recordings[recording_id] = row
+        return row
+
+    def _project(self, event: Event) -> None:
+        match event:
+            case RecordingStartedEvent(data=data):
+                row = self._recording(data.recording_id, event.node_id, data.camera_id)
+                row.trigger, row.schedule_id, row.command_id = (
+                    data.trigger, data.schedule_id, data.command_id)
+                row.started_at = row.started_at or event.ts
+            case RecordingSegmentEvent(data=data):
+                recording = self._recording(data.recording_id, event.node_id, data.camera_id)
+                recording.started_at = recording.started_at or data.start
+                if data.segment_id in self._stored_segments or (
+                        data.segment_id in self._new_segments):
+                    # Reported again (a node that crashed between reporting and
+                    # noting it did): the first report stands.
+                    return
+                self._new_segments[data.segment_id] = {
+                    "segment_id": data.segment_id, "recording_id": data.recording_id,
+                    "node_id": event.node_id, "camera_id": data.camera_id,
+                    "start": data.start, "end": data.end, "bytes": data.bytes,
+                    "crc32c": data.crc32c, "codec": data.codec, "width": data.width,
+                    "height": data.height, "frames": data.frames,
+                    "lost_packets": data.lost_packets, "uri": None, "upload_state": "pending",
+                }
+            case RecordingStoppedEvent(data=data):
+                row = self._recording(data.recording_id, event.node_id, data.camera_id)
+                row.stopped_at, row.reason = event.ts, data.reason
+            case UploadCompletedEvent(data=data):
+                self._set_segment(data.segment_id, "uploaded", data.uri)
+            case UploadFailedEvent(data=data) if not data.will_retry:
+                self._set_segment(data.segment_id, "failed")
+            case StorageEvictedEvent(data=data) if not data.uploaded:
+                self._set_segment(data.segment_id, "evicted")
+            case _:
+                pass
+
+    def _set_segment(self, segment_id: str, state: str, uri: str | None = None) -> None:
+        new = self._new_segments.get(segment_id)
+        if new is not None:  # reported earlier in this same batch
+            new["upload_state"] = state
+            if uri is not None:
+                new["uri"] = uri
+            return
+        segment = self._stored_segments.get(segment_id)
+        if segment is None:
+            logger.warning("segment.unknown segment_id=%s state=%s", segment_id, state)
+            return
+        segment.upload_state = state
+        if uri is not None:
+            segment.uri = uri
+        self._session.add(segment)

@@ -42,7 +42,8 @@ class CloudLink:
     def __init__(self, url: MqttUrl, *, client_id: str, handler: MessageHandler,
                  subscriptions: Callable[[bool], Sequence[str]],
                  ca_file: Path | None = None, keepalive: int = 30,
-                 connect_timeout_s: float = 30.0, protocol: MqttProtocol = "5") -> None:
+                 connect_timeout_s: float = 30.0, protocol: MqttProtocol = "5",
+                 persistent: bool = True) -> None:
         self._url = url
         self._client_id = client_id
         self._handler = handler
@@ -50,6 +51,9 @@ class CloudLink:
         self._ca_file = ca_file
         self._keepalive = keepalive
         self._connect_timeout_s = connect_timeout_s
+        # A throwaway run must not leave a session behind: Mosquitto keeps
+        # handing an offline shared-subscription member its share of events.
+        self._persistent = persistent
         self._version = MQTTv50 if protocol == "5" else MQTTv311
         if protocol != "5":
             logger.warning("mqtt.protocol_3_1_1 consequence=messages acknowledged before commit")
@@ -57,8 +61,9 @@ class CloudLink:
         self.connected = asyncio.Event()
 
     async def start(self) -> None:
-        client = Client(self._client_id, clean_session=False, optimistic_acknowledgement=False,
-                        session_expiry_interval=SESSION_EXPIRY_S)
+        client = Client(self._client_id, clean_session=not self._persistent,
+                        optimistic_acknowledgement=False,
+                        session_expiry_interval=SESSION_EXPIRY_S if self._persistent else 0)
         client.set_auth_credentials(self._url.username or "", self._url.password)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

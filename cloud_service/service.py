@@ -73,7 +73,8 @@ async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -
         client_id=f"cctv-cloud-{secrets.token_hex(4)}" if settings.ephemeral_session
         else settings.mqtt_client_id,
         handler=ingest.handle, subscriptions=lambda mqtt5: ingest_subscriptions(topics, mqtt5),
-        ca_file=settings.mqtt_ca_file, protocol=settings.mqtt_protocol)
+        ca_file=settings.mqtt_ca_file, protocol=settings.mqtt_protocol,
+        persistent=not settings.ephemeral_session)
     app = create_app(ApiContext(
         engine, topics, publish_retained, tokens, publish=publish, live=live,
         provisioning=provisioning(settings), media=media_source(settings)))

@@ -35,6 +35,13 @@ logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 5.0
+# Every RTP datagram waits in this socket buffer until the camera's thread reads
+# it. FFmpeg's default (384 KiB) holds about 2 s of a 1.5 Mbit/s camera; with
+# 50+ cameras in one process on a busy 2-core node a thread can be kept off the
+# CPU (or the GIL) longer than that, and the kernel dropped tens of thousands of
+# datagrams (bench/recording.py). The kernel caps the request at
+# net.core.rmem_max; memory is only used while a thread lags.
+UDP_RECEIVE_BUFFER_BYTES = 4 << 20
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 COPYABLE: tuple[str, ...] = ("h264", "hevc")
 
@@ -110,8 +117,10 @@ class CopyRecorder(RecorderThread):
         errors = []
         for transport in transports(self._transport):
             try:
-                return av.open(self.request.url, options={"rtsp_transport": transport},
-                               timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+                return av.open(self.request.url, options={
+                    "rtsp_transport": transport,
+                    "buffer_size": str(UDP_RECEIVE_BUFFER_BYTES)},  # RTP over UDP only
+                    timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
             except (av.error.FFmpegError, OSError) as exc:
                 # The message may echo the URL; keep only the error's kind.
                 errors.append(f"{transport}: {type(exc).__name__}")
