@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure the system against the numbers in DESIGN.md."""
