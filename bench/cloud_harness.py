@@ -220,6 +220,14 @@ class ThrowawayDatabase:
                          .format(sql.Identifier(self.name)))
         self.created = True
 
+    def backend_pids(self) -> list[int]:
+        """The server processes serving connections to this database (their CPU is
+        the database's share of the work)."""
+        with self._admin() as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                (self.name,)).fetchall()
+        return [int(str(row[0])) for row in rows]
+
     def drop(self) -> None:
         if not self.created:
             return

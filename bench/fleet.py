@@ -362,7 +362,13 @@ async def load_api(fleet: Fleet, clients: int, requests: int, nodes: int) -> dic
             for _ in remaining:
                 offset = random.randrange(max(1, nodes - 100))
                 t0 = time.perf_counter()
-                response = await api.get("/api/nodes", params={"limit": 100, "offset": offset})
+                try:
+                    response = await api.get("/api/nodes",
+                                             params={"limit": 100, "offset": offset})
+                except httpx.TransportError as exc:
+                    errors.append(f"{type(exc).__name__} after "
+                                  f"{time.perf_counter() - t0:.1f} s")
+                    continue
                 body = response.content
                 latencies.append(time.perf_counter() - t0)
                 if response.status_code != 200:
@@ -514,8 +520,10 @@ def spread(values: list[float]) -> str:
 
 def print_phase(phase: Phase) -> None:
     cores = ", ".join(f"{k} {v:.2f}" for k, v in phase.cores.items())
+    rss = ", ".join(f"{k} {sum(rss_mib(p) for p in pids):.0f}"
+                    for k, pids in phase.pids.items() if k != "bench")
     print(f"  CPU over {phase.name} ({phase.seconds:.0f} s), in cores: {cores}; "
-          f"other processes {phase.others:.2f}")
+          f"other processes {phase.others:.2f}. RSS MiB: {rss}")
 
 
 async def phase_connect(fleet: Fleet, args: argparse.Namespace, work: Path) -> bool:
@@ -633,6 +641,9 @@ async def bench(args: argparse.Namespace) -> int:
         fleet.cloud.start()
         await fleet.cloud.wait_healthy()
         return 0 if await run_phases(fleet, args, work) else 1
+    except Exception:
+        print(f"failed; the cloud's log ends:\n{fleet.cloud.log_tail(30)}", file=sys.stderr)
+        raise
     finally:
         for worker in fleet.workers:
             await worker.stop()

@@ -52,6 +52,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,7 +74,7 @@ from bench.cloud_harness import (
     make_work_dir,
     purge_session,
 )
-from bench.linux_counters import box_times, cpu_seconds
+from bench.linux_counters import box_times, cpu_seconds, cpu_seconds_of
 from bench.mqtt_wire import (
     MqttConnection,
     PreparedPublish,
@@ -257,16 +258,20 @@ class Run:
 
 
 class CpuWindow:
-    """CPU seconds of named processes, and of the whole box, over a window."""
+    """CPU seconds of named processes (and of the PostgreSQL backends serving the
+    cloud, as "db"), and of the whole box, over a window."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], db_pids: Sequence[int] = ()) -> None:
         self._pids = pids
+        self._db_pids = list(db_pids)
         self._start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._db_start = cpu_seconds_of(self._db_pids)
         self._box = box_times()
         self._t = time.monotonic()
 
     def finish(self) -> tuple[dict[str, float], float]:
         used = {name: cpu_seconds(pid) - self._start[name] for name, pid in self._pids.items()}
+        used["db"] = cpu_seconds_of(self._db_pids) - self._db_start
         box = box_times()
         wall = time.monotonic() - self._t
         busy_cores = (box.busy_s - self._box.busy_s) / wall if wall > 0 else 0.0
@@ -429,7 +434,8 @@ async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
         if run.profile_dir is not None:
             spy = start_py_spy(cloud.pid, run.profile_dir / tag)
         window = CpuWindow({"cloud": cloud.pid, "broker": run.broker.pid or 0,
-                            "publisher": publisher.pid})
+                            "publisher": publisher.pid},
+                           database.backend_pids() if database else [])
         waiting = asyncio.ensure_future(watcher.wait_for(last_seq, run.timeout_s))
         await publisher.send({"go": True})
         published = await publisher.receive(timeout_s=run.timeout_s)
@@ -474,17 +480,21 @@ def print_profiles(profile_dir: Path) -> None:
 
 
 def report(results: list[list[ArmResult]], arms: list[str]) -> bool:
-    print("\nper round:")
+    print("\nper round (CPU in seconds over the arm; us/ev: CPU of the subscriber or cloud,\n"
+          "plus its PostgreSQL backends, per event; others: cores busy with processes not ours):")
     print(f"{'round':>5} {'arm':<9} {'events':>7} {'seconds':>8} {'events/s':>9} {'ratio':>6} "
-          f"{'pub s':>6} {'CPU s: sub/cloud broker pub':>28} {'others':>6}  verified")
+          f"{'pub s':>6} {'CPU sub/cloud':>13} {'broker':>6} {'pub':>5} {'db':>5} {'us/ev':>6} "
+          f"{'others':>6}  verified")
     for number, round_results in enumerate(results, 1):
         bare = next((r for r in round_results if r.arm == "bare"), None)
         for r in round_results:
             ratio = f"{r.rate / bare.rate:.2f}" if bare and bare.rate else "-"
-            cpu = " ".join(f"{v:6.2f}" for v in r.cpu_s.values())
+            cpu = list(r.cpu_s.values())
+            per_event = 1e6 * (cpu[0] + r.cpu_s.get("db", 0.0)) / r.events
             print(f"{number:>5} {r.arm:<9} {r.events:>7} {r.seconds:>8.2f} {r.rate:>9.0f} "
-                  f"{ratio:>6} {r.publish_s:>6.2f} {cpu:>28} {r.others_busy:>6.2f}  "
-                  f"{r.verified}")
+                  f"{ratio:>6} {r.publish_s:>6.2f} {cpu[0]:>13.2f} {cpu[1]:>6.2f} "
+                  f"{cpu[2]:>5.2f} {r.cpu_s.get('db', 0.0):>5.2f} {per_event:>6.0f} "
+                  f"{r.others_busy:>6.2f}  {r.verified}")
     print("\nsummary (median over rounds; ratio = median of per-round ratios to bare):")
     ok = True
     for arm in arms:

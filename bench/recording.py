@@ -9,11 +9,14 @@ time by its own `ffmpeg -re ... -c copy -f rtsp` pusher into rtsp-server-perl
 (16 streams per server) and read over RTP/UDP. Three recorders take turns on
 the same streams: edge_node's CopyRecorder (every camera in one process, as the
 node runs them), one `ffmpeg -c copy -f segment` per camera, and OpenCV decode +
-MP4V re-encode. Each arm's CPU is its own processes' only (never the sources'),
+MP4V re-encode; then ours and ffmpeg once more side by side, so that both see
+the same noise. Each arm's CPU is its own processes' only (never the sources'),
 per camera-second actually written (read back from its files with PyAV), and
 also over a steady window after the cameras have opened. Ratios come from the
 same run: the machine is shared, absolute figures drift. Then a sweep records
-ever more cameras with our recorder alone and reports the most it kept up with.
+ever more cameras with our recorder alone and reports the most it kept up with,
+telling losses at the source (server sockets, a control ffmpeg reader) from the
+recorder's own (its sockets, its lag behind real time).
 
 Everything it starts is ended on exit, Ctrl-C included; outputs live in a
 temporary directory removed at the end (`--keep` leaves it).
@@ -58,9 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--segment-seconds", type=int, default=None,
                         help="segment length for every recorder (default 10; quick 4)")
     parser.add_argument("--scale", type=_positive_ints, default=None,
-                        help="camera counts for the concurrency sweep, e.g. 25,50,100,120 "
-                             "(default 25,50,100,120; quick 8,16; empty sweep: --scale 0 is "
-                             "refused, use --skip-scale)")
+                        help="camera counts for the concurrency sweep, comma-separated "
+                             "(default 25,50,100,120; quick 8,16)")
     parser.add_argument("--skip-scale", action="store_true", help="no concurrency sweep")
     parser.add_argument("--skip-opencv", action="store_true", help="no decode + re-encode arm")
     parser.add_argument("--opencv-cameras", type=int, default=2,
