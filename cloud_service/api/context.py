@@ -64,7 +64,7 @@ def get_session(context: Annotated[ApiContext, Depends(get_context)]) -> Iterato
 Ctx = Annotated[ApiContext, Depends(get_context)]
 DbSession = Annotated[Session, Depends(get_session)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
 class Page(BaseModel, Generic[T]):

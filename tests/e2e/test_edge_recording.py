@@ -93,11 +93,10 @@ def test_a_camera_killed_mid_recording_comes_back_and_recording_resumes(
     offline = cloud.wait_event("camera.offline", 40)
     lost = cloud.wait_event("recording.stopped", 10)
     camera.start()
-    second = cloud.wait_event("recording.started", 60,
-                              lambda e: e["data"]["recording_id"] != first["data"]["recording_id"])
+    # Retries may fail while the camera comes back; any later recording counts.
     resumed = cloud.wait_event(
-        "recording.segment", 60,
-        lambda e: e["data"]["recording_id"] == second["data"]["recording_id"])
+        "recording.segment", 90,
+        lambda e: e["data"]["recording_id"] != first["data"]["recording_id"])
     assert offline["data"]["error"]
     assert lost["data"]["reason"] == "camera_lost"
     assert lost["data"]["segments"] >= 1, "the segment cut short by the failure is kept"
