@@ -38,7 +38,7 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from bench.recording_arms import ArmRun, run_ffmpeg_arm, run_paired_arms, run_worker_arm
-from bench.recording_scale import ScaleStep, run_scale_step
+from bench.recording_scale import BEHIND_LAG_S, ScaleStep, run_scale_step
 from bench.rtsp_fleet import ClipInfo, RtspFleet, describe_clip, encode_busy_clip
 
 
@@ -159,12 +159,15 @@ def print_comparison(ours: list[ArmRun], ffmpeg: list[ArmRun], opencv: ArmRun | 
 def print_step(step: ScaleStep) -> None:
     recorded = step.recorded_s
     print(f"  {step.cameras:>4} cams: segments {step.segments}, lost packets {step.lost_packets} "
-          f"(gaps in files {step.missing_in_files}), failed {step.failed}; recorded per camera "
+          f"({step.lost_after_first_segment} after each camera's first segment; gaps in files "
+          f"{step.missing_in_files}), failed {step.failed}; recorded per camera "
           f"min {min(recorded, default=0):.1f} / median {statistics.median(recorded or [0]):.1f} "
           f"s of {step.seconds:g} (opening took {_fmt(step.open_s, '.1f')} s); lag at end "
           f"{_fmt(step.end_lag_s)} s, growth {_fmt(step.lag_growth_s)} s, worst "
-          f"{_fmt(step.max_lag_s)} s; recorder CPU {100 * step.recorder_cpu:.0f}% of a core, "
-          f"recorder socket drops {step.recorder_socket_drops}")
+          f"{_fmt(step.max_lag_s)} s ({step.cameras_once_behind} cameras over "
+          f"{BEHIND_LAG_S:g} s behind at some point); recorder CPU "
+          f"{100 * step.recorder_cpu:.0f}% of a core, recorder socket drops "
+          f"{step.recorder_socket_drops}")
     print(f"        sources: pushers {100 * step.pushers_cpu:.0f}%, servers "
           f"{100 * step.servers_cpu:.0f}% of a core, slowest pusher "
           f"{_fmt(step.slowest_pusher, '.3f')}x real time, server socket drops "

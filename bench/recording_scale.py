@@ -63,6 +63,7 @@ class ScaleStep:
     seconds: float
     segments: int
     lost_packets: int  # from the SealedSegments
+    lost_after_first_segment: int  # the same, leaving out each camera's opening segment
     missing_in_files: int  # timestamp gaps in what was written
     failed: int
     recorded_s: list[float]  # per camera, read back from the files
@@ -70,6 +71,7 @@ class ScaleStep:
     end_lag_s: float | None  # worst camera, mean of its last samples
     lag_growth_s: float | None  # worst camera, end minus mid-run
     max_lag_s: float | None  # worst sample of any camera after the warm-up
+    cameras_once_behind: int  # cameras more than BEHIND_LAG_S late at some sample
     recorder_cpu: float  # cores used by the recorder process, steady window
     box_busy: float  # share of all cores busy (everything on the box)
     pushers_cpu: float
@@ -121,8 +123,9 @@ def _snapshot(fleet: RtspFleet, cameras: int, recorder: int, controls: list[int]
 
 
 def _lag(cameras: list[dict[str, Any]], warmup_s: float,
-         ) -> tuple[float | None, float | None, float | None]:
-    """Worst camera's lag at the end, its growth since mid-run, and the worst sample."""
+         ) -> tuple[float | None, float | None, float | None, int]:
+    """Worst camera's lag at the end, its growth since mid-run, the worst sample,
+    and how many cameras were ever more than BEHIND_LAG_S late."""
     ends: list[float] = []
     growths: list[float] = []
     peaks: list[float] = []
@@ -135,8 +138,8 @@ def _lag(cameras: list[dict[str, Any]], warmup_s: float,
         growths.append(end - samples[len(samples) // 2])
         peaks.append(max(samples))
     if not ends:
-        return None, None, None
-    return max(ends), max(growths), max(peaks)
+        return None, None, None, 0
+    return max(ends), max(growths), max(peaks), sum(1 for peak in peaks if peak > BEHIND_LAG_S)
 
 
 def _rtp_missed(log: Path) -> int:
@@ -197,7 +200,7 @@ def run_scale_step(fleet: RtspFleet, cameras: int, workdir: Path, *, seconds: fl
     control_files: list[FileStats] = camera_files(workdir / "control", len(controls), fps)
     cams = report["cameras"]
     opened = [c["online_after_s"] for c in cams if c.get("online_after_s") is not None]
-    end_lag, growth, peak = _lag(cams, warmup_s)
+    end_lag, growth, peak, once_behind = _lag(cams, warmup_s)
     ours_cpu = ((end.recorder_cpu_s + end.control_cpu_s + end.pushers_cpu_s + end.servers_cpu_s)
                 - (begin.recorder_cpu_s + begin.control_cpu_s + begin.pushers_cpu_s
                    + begin.servers_cpu_s)) / wall
@@ -206,11 +209,12 @@ def run_scale_step(fleet: RtspFleet, cameras: int, workdir: Path, *, seconds: fl
         cameras=cameras, seconds=seconds,
         segments=sum(len(c["segments"]) for c in cams),
         lost_packets=sum(s["lost_packets"] for c in cams for s in c["segments"]),
+        lost_after_first_segment=sum(s["lost_packets"] for c in cams for s in c["segments"][1:]),
         missing_in_files=total(files).missing_frames,
         failed=sum(1 for c in cams if c["failed"]) + (cameras - len(cams)),
         recorded_s=[f.seconds for f in files],
         open_s=statistics.median(opened) if opened else None,
-        end_lag_s=end_lag, lag_growth_s=growth, max_lag_s=peak,
+        end_lag_s=end_lag, lag_growth_s=growth, max_lag_s=peak, cameras_once_behind=once_behind,
         recorder_cpu=(end.recorder_cpu_s - begin.recorder_cpu_s) / wall,
         box_busy=busy_fraction(begin.box, end.box),
         pushers_cpu=(end.pushers_cpu_s - begin.pushers_cpu_s) / wall,
