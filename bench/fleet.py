@@ -4,7 +4,7 @@ whether every node's presence is right, and how soon a vanished node shows offli
 
     cd /work/main && .venv/bin/python bench/fleet.py [--nodes 10000] [--keepalive 30]
         [--clients 8] [--requests 2000] [--kill 100] [--database sqlite|postgres]
-        [--workers 3] [--quick] [--keep]
+        [--workers 3] [--steady S] [--profile DIR] [--quick] [--keep]
 
 One Mosquitto from the project's mosquitto.conf on a free loopback port, with
 an account per node; one `cctv cloud` (a subprocess) on a fresh SQLite file or
@@ -13,8 +13,9 @@ loop of minimal MQTT 5 connections (bench/mqtt_wire.py). Each node connects as
 its own account, like the edge node: client id = node id, persistent session,
 keepalive K, a Last Will of its retained `NodeStatus` offline with its session;
 it subscribes to its own schedules/cameras/commands/acks, publishes its
-retained `NodeStatus` online and a `Heartbeat` (two cameras) at once, then one
-every 0.9-1.0 x K (so never idle for K), all QoS 1.
+retained `NodeStatus` online and a `Heartbeat` (two cameras) at once, the next
+one at a random point of the first K seconds (a real fleet's phases are spread)
+and then one every 0.9-1.0 x K (so never idle for K), all QoS 1.
 
 Phases, in order: connect every node; wait until `GET /api/nodes?online=true`
 counts them all; a quiet steady window (`--steady`, default K) to measure what
@@ -27,7 +28,10 @@ silently (socket left open, nothing sent or read again: a cut link or a hung
 box, found only by the broker's keepalive timeout, 1.5 x K). Each is timed from
 the kill (and, for the silent ones, from the last packet it sent, the worst
 case) to the moment `GET /api/nodes?online=false` lists it; target <= 1.5 x K.
-Every other node must still be online afterwards.
+A subscriber of the bench's own notes when the broker publishes each Will, so
+the broker's share and the cloud's share of that time are told apart. Every
+other node must still be online afterwards. `--profile DIR` records the cloud
+with py-spy during the API load and prints where its samples went.
 
 Resource use: RSS and peak RSS of the broker, the cloud and the node processes;
 their CPU in each phase, and the CPU other processes on this shared machine
@@ -176,15 +180,18 @@ class NodeShare:
         node.connection, node.connected_at = connection, time.monotonic()
         connection.publish(TOPICS.topic(node.node_id, Channel.STATUS), status("online"),
                            retain=True)
-        self._beat(node, node.connected_at)
+        # The first heartbeat at once, as the edge node does; the next at a random
+        # phase, as a real fleet's nodes (connected over days) have, rather than
+        # in step with the benchmark's connect burst.
+        self._beat(node, node.connected_at, random.uniform(0.05, 1.0))
 
-    def _beat(self, node: SimNode, now: float) -> None:
+    def _beat(self, node: SimNode, now: float, next_in: float | None = None) -> None:
         assert node.connection is not None
         node.connection.publish(TOPICS.topic(node.node_id, Channel.HEARTBEAT),
                                 heartbeat(node, now))
         node.heartbeats += 1
-        heapq.heappush(self._due, (now + self._keepalive * random.uniform(0.9, 1.0),
-                                   node.node_id))
+        factor = random.uniform(0.9, 1.0) if next_in is None else next_in
+        heapq.heappush(self._due, (now + self._keepalive * factor, node.node_id))
 
     async def heartbeat_forever(self) -> None:
         while True:
@@ -289,10 +296,14 @@ class Fleet:
     workers: list[Worker]
     nodes: list[str]
     node_worker: dict[str, int]
+    database: ThrowawayDatabase | None = None
 
     def pids(self) -> dict[str, list[int]]:
-        return {"broker": [self.broker.pid or 0], "cloud": [self.cloud.pid],
+        pids = {"broker": [self.broker.pid or 0], "cloud": [self.cloud.pid],
                 "nodes": [w.pid for w in self.workers], "bench": [os.getpid()]}
+        if self.database is not None:
+            pids["db"] = self.database.backend_pids()  # PostgreSQL serving the cloud
+        return pids
 
     def api(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.cloud.base_url, timeout=60.0,
@@ -310,13 +321,13 @@ async def online_total(api: httpx.AsyncClient, online: bool = True) -> int:
     return int(response.json()["total"])
 
 
-def start_fleet(args: argparse.Namespace, work: Path, database_url: str | None) -> Fleet:
+def start_fleet(args: argparse.Namespace, work: Path, database: ThrowawayDatabase | None) -> Fleet:
     nodes = [f"fleet-node-{i:05d}" for i in range(args.nodes)]
     broker = Broker(work / "broker", [CLOUD_ACCOUNT, *nodes])
-    cloud = CloudProcess(work / "cloud", broker, database_url=database_url,
+    cloud = CloudProcess(work / "cloud", broker, database_url=database.url if database else None,
                          client_id=f"bench-fleet-{secrets.token_hex(4)}",
                          token=secrets.token_urlsafe(16))
-    return Fleet(broker, cloud, [], nodes, {})
+    return Fleet(broker, cloud, [], nodes, {}, database)
 
 
 async def spawn_workers(fleet: Fleet, args: argparse.Namespace, work: Path) -> None:
@@ -521,7 +532,7 @@ def spread(values: list[float]) -> str:
 def print_phase(phase: Phase) -> None:
     cores = ", ".join(f"{k} {v:.2f}" for k, v in phase.cores.items())
     rss = ", ".join(f"{k} {sum(rss_mib(p) for p in pids):.0f}"
-                    for k, pids in phase.pids.items() if k != "bench")
+                    for k, pids in phase.pids.items() if k not in ("bench", "db"))
     print(f"  CPU over {phase.name} ({phase.seconds:.0f} s), in cores: {cores}; "
           f"other processes {phase.others:.2f}. RSS MiB: {rss}")
 
@@ -619,7 +630,7 @@ async def run_phases(fleet: Fleet, args: argparse.Namespace, work: Path) -> bool
     print("memory (RSS now / peak, MiB): " + ", ".join(
         f"{name} {sum(rss_mib(p) for p in group):.0f} / "
         f"{sum(peak_rss_mib(p) for p in group):.0f}"
-        for name, group in fleet.pids().items() if name != "bench"))
+        for name, group in fleet.pids().items() if name not in ("bench", "db")))
     print(f"result: {'all targets met' if ok else 'NOT all targets met'}")
     return ok
 
@@ -630,7 +641,7 @@ async def bench(args: argparse.Namespace) -> int:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     work = make_work_dir("cctv-bench-fleet-")
     database = ThrowawayDatabase(args.dsn) if args.database == "postgres" else None
-    fleet = start_fleet(args, work, database.url if database else None)
+    fleet = start_fleet(args, work, database)
     print(f"fleet benchmark: {args.nodes} nodes in {args.workers} processes, keepalive "
           f"{args.keepalive} s, cloud on {args.database}; {cpu_model()}, {os.cpu_count()} "
           f"cores; open files {args.open_files}; work dir {work}", flush=True)
