@@ -147,6 +147,10 @@ class _Projection:
         self._stored_segments = {row.segment_id: row for row in session.exec(
             select(tables.Segment).where(col(tables.Segment.segment_id).in_(list(segment_ids))))
         } if segment_ids else {}
+        self._early_outcomes = {row.segment_id: row for row in session.exec(
+            select(tables.SegmentOutcome).where(
+                col(tables.SegmentOutcome.segment_id).in_(list(segment_ids))))
+        } if segment_ids else {}
         self._new_segments: dict[str, dict[str, Any]] = {}
 
     def apply(self, events: Sequence[Event]) -> None:
@@ -187,31 +191,59 @@ class _Projection:
                     "crc32c": data.crc32c, "codec": data.codec, "width": data.width,
                     "height": data.height, "frames": data.frames,
                     "lost_packets": data.lost_packets, "uri": None, "upload_state": "pending",
+                    "outcome_seq": 0,
                 }
+                early = self._early_outcomes.pop(data.segment_id, None)
+                if early is not None:
+                    self._session.delete(early)
+                    self._set_segment(early.segment_id, early.node_id, early.seq,
+                                      early.upload_state, early.uri)
             case RecordingStoppedEvent(data=data):
                 row = self._recording(data.recording_id, event.node_id, data.camera_id)
                 row.stopped_at, row.reason = event.ts, data.reason
             case UploadCompletedEvent(data=data):
-                self._set_segment(data.segment_id, "uploaded", data.uri)
+                self._set_segment(data.segment_id, event.node_id, event.seq, "uploaded",
+                                  data.uri)
             case UploadFailedEvent(data=data) if not data.will_retry:
-                self._set_segment(data.segment_id, "failed")
+                self._set_segment(data.segment_id, event.node_id, event.seq, "failed")
             case StorageEvictedEvent(data=data) if not data.uploaded:
-                self._set_segment(data.segment_id, "evicted")
+                self._set_segment(data.segment_id, event.node_id, event.seq, "evicted")
             case _:
                 pass
 
-    def _set_segment(self, segment_id: str, state: str, uri: str | None = None) -> None:
+    def _set_segment(self, segment_id: str, node_id: str, seq: int, state: str,
+                     uri: str | None = None) -> None:
+        """The segment's outcome, unless a later one (by the node's seq) was
+        applied already; kept aside if the segment is not stored yet."""
         new = self._new_segments.get(segment_id)
         if new is not None:  # reported earlier in this same batch
-            new["upload_state"] = state
-            if uri is not None:
-                new["uri"] = uri
+            if new["node_id"] == node_id and seq > new["outcome_seq"]:
+                new.update(upload_state=state, outcome_seq=seq)
+                new["uri"] = uri or new["uri"]
             return
         segment = self._stored_segments.get(segment_id)
         if segment is None:
-            logger.warning("segment.unknown segment_id=%s state=%s", segment_id, state)
+            self._keep_early_outcome(segment_id, node_id, seq, state, uri)
             return
-        segment.upload_state = state
-        if uri is not None:
-            segment.uri = uri
-        self._session.add(segment)
+        if segment.node_id != node_id:
+            logger.warning("segment.other_node segment_id=%s node_id=%s owner=%s",
+                           segment_id, node_id, segment.node_id)
+            return
+        if seq > segment.outcome_seq:
+            segment.upload_state, segment.outcome_seq = state, seq
+            segment.uri = uri or segment.uri
+            self._session.add(segment)
+
+    def _keep_early_outcome(self, segment_id: str, node_id: str, seq: int, state: str,
+                            uri: str | None) -> None:
+        logger.info("segment.outcome_before_segment segment_id=%s node_id=%s state=%s",
+                    segment_id, node_id, state)
+        early = self._early_outcomes.get(segment_id)
+        if early is not None and (early.node_id != node_id or seq <= early.seq):
+            return
+        if early is None:
+            early = tables.SegmentOutcome(segment_id=segment_id, node_id=node_id, seq=seq,
+                                          upload_state=state)
+            self._early_outcomes[segment_id] = early
+        early.seq, early.upload_state, early.uri = seq, state, uri or early.uri
+        self._session.add(early)

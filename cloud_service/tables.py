@@ -79,6 +79,23 @@ class Segment(SQLModel, table=True):
     lost_packets: int = 0
     uri: str | None = None
     upload_state: str = "pending"
+    # seq of the event that set upload_state: a redelivered older outcome never
+    # overrides a newer one.
+    outcome_seq: int = 0
+
+
+class SegmentOutcome(SQLModel, table=True):
+    """An upload or eviction outcome that arrived before its segment (a batch
+    redelivered after a failure commits after the one queued behind it); applied
+    and removed when the segment is stored."""
+
+    __tablename__ = "segment_outcome"
+
+    segment_id: str = Field(primary_key=True, max_length=63)
+    node_id: str = Field(max_length=63)
+    seq: int
+    upload_state: str
+    uri: str | None = None
 
 
 class Event(SQLModel, table=True):

@@ -333,6 +333,32 @@ CREATE TRIGGER fail_first_segment BEFORE INSERT ON segment
 """
 
 
+@pytest.mark.timeout(90)
+def test_an_upload_committed_before_its_redelivered_segment_is_not_lost(
+        broker: OwnBroker, clouds: CloudFactory, postgres_database_url: str) -> None:
+    """The batch holding `recording.segment` fails once; the `upload.completed`
+    published right after it is committed first. When the segment comes again,
+    the upload that arrived before it applies: the segment ends up uploaded."""
+    cloud = clouds(database_url=postgres_database_url)
+    with psycopg.connect(psycopg_dsn(postgres_database_url), autocommit=True) as db:
+        db.execute(FAIL_FIRST_SEGMENT_INSERT)
+    node = SimulatedNode(broker, "site-reorder")
+    try:
+        events = recording_events(node, "cam-1", segments=1)
+        started, segment, upload, stopped = events
+        recording_id = started.data.recording_id  # type: ignore[union-attr]
+        node.publish([started, segment])
+        time.sleep(0.2)  # inside the failing insert's sleep: a batch of its own
+        node.publish([upload, stopped])
+        assert node.wait_ack(len(events), timeout=40) == len(events), cloud.log_tail()
+    finally:
+        node.close()
+    assert cloud.metric("cctv_ingest_batches_failed_total") > 0, "the failure was injected"
+    [stored] = cloud.get(f"/api/recordings/{recording_id}")["segments"]
+    assert stored["upload_state"] == "uploaded"
+    assert stored["uri"] == upload.data.uri  # type: ignore[union-attr]
+
+
 
 @pytest.mark.timeout(90)
 def test_two_cloud_processes_on_one_database_split_the_event_stream(

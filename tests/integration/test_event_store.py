@@ -24,7 +24,9 @@ from schemas.events import (
     RecordingSegment,
     RecordingStarted,
     RecordingStopped,
+    StorageEvicted,
     UploadCompleted,
+    UploadFailed,
     make_event,
 )
 from schemas.ids import new_id
@@ -218,6 +220,61 @@ def test_a_replayed_projection_event_changes_nothing(engine: Engine) -> None:
         assert recording is not None
         assert (recording.trigger, recording.command_id) == ("manual", "cmd-1")
         assert recording.reason == "manual_ended"
+
+
+def segment_state(engine: Engine, segment_id: str) -> tuple[str, str | None]:
+    with Session(engine) as session:
+        row = session.get(tables.Segment, segment_id)
+        assert row is not None
+        return row.upload_state, row.uri
+
+
+def uploaded(seq: int, segment_id: str, *, node_id: str = NODE) -> Event:
+    return event(seq, "upload.completed", UploadCompleted(
+        segment_id=segment_id, uri=f"gs://bucket/{segment_id}.mp4", bytes=111, crc32c=CRC),
+        node_id=node_id)
+
+
+def test_an_upload_stored_before_its_segment_applies_when_the_segment_comes(
+    engine: Engine,
+) -> None:
+    # A batch holding the segment failed and was redelivered after the next batch.
+    result = store(engine, [uploaded(2, "seg-early")])
+    assert result.stored == {"upload.completed": 1}
+    assert result.acked == {NODE: 0}, "the hole at seq 1 holds the ack"
+    result = store(engine, [segment_event(1, "seg-early", 111)])
+    assert result.acked == {NODE: 2}
+    assert segment_state(engine, "seg-early") == ("uploaded", "gs://bucket/seg-early.mp4")
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(tables.SegmentOutcome)).one() == 0
+
+
+def test_an_older_outcome_arriving_late_does_not_override_a_newer_one(engine: Engine) -> None:
+    store(engine, [segment_event(1, "seg-x", 111)])
+    evicted = event(3, "storage.evicted", StorageEvicted(
+        segment_id="seg-x", uploaded=False, reason="disk_full"))
+    failed = event(2, "upload.failed", UploadFailed(
+        segment_id="seg-x", attempt=9, error="gave up", will_retry=False))
+    store(engine, [evicted])
+    store(engine, [failed])
+    assert segment_state(engine, "seg-x") == ("evicted", None)
+    # The same, with both before the segment and in the opposite order.
+    store(engine, [event(6, "storage.evicted", StorageEvicted(
+        segment_id="seg-y", uploaded=False, reason="disk_full"))])
+    store(engine, [event(5, "upload.failed", UploadFailed(
+        segment_id="seg-y", attempt=9, error="gave up", will_retry=False))])
+    store(engine, [segment_event(4, "seg-y", 111)])
+    assert segment_state(engine, "seg-y") == ("evicted", None)
+
+
+def test_an_outcome_from_another_node_never_touches_a_segment(engine: Engine) -> None:
+    store(engine, [segment_event(1, "seg-mine", 111)])
+    store(engine, [uploaded(1, "seg-mine", node_id="site-other")])
+    assert segment_state(engine, "seg-mine") == ("pending", None)
+    # Nor one kept aside before the segment came.
+    store(engine, [uploaded(2, "seg-later", node_id="site-other")])
+    store(engine, [segment_event(2, "seg-later", 111)])
+    assert segment_state(engine, "seg-later") == ("pending", None)
 
 
 # --- seq tracking ------------------------------------------------------------------------
