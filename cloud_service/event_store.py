@@ -17,7 +17,7 @@ from sqlalchemy import insert, tuple_
 from sqlmodel import Session, SQLModel, col, select
 
 from cloud_service import tables
-from cloud_service.node_rows import new_node
+from cloud_service.node_rows import heard_from, new_node
 from cloud_service.sequencing import advance
 from schemas.events import (
     Event,
@@ -122,7 +122,7 @@ def _advance_node(session: Session, node: tables.Node, above: Sequence[int],
                   now: datetime) -> int:
     state = advance(node.acked_seq, above)
     node.acked_seq, node.max_seq, node.seq_gaps = state.acked, state.max_seen, state.gaps
-    node.last_seen = now
+    heard_from(node, now)
     session.add(node)
     return state.acked
 

@@ -54,7 +54,13 @@ class Live:
     def forget(self, command_id: str) -> None:
         self._waiters.pop(command_id, None)
 
-    # -- fed by ingest ---------------------------------------------------------
+    # -- fed by ingest and the silence watch ------------------------------------
+
+    def went_silent(self, node_id: str, session: int) -> None:
+        """A node shown offline because nothing was heard from it, as the stream
+        would carry its Will."""
+        self._publish({"kind": "status", "node_id": node_id,
+                       "data": {"state": "offline", "session": session, "reason": "silent"}})
 
     def committed(self, topic: ParsedTopic, model: Any) -> None:
         if topic.channel is Channel.REPLIES and isinstance(model, CommandReply):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from cloud_service import tables
 from cloud_service.event_store import ensure_node
+from cloud_service.node_rows import heard_from
 from schemas.commands import CommandReply
 from schemas.status import Heartbeat, NodeStatus, ReportedState
 
@@ -29,16 +31,32 @@ def apply_status(session: Session, node_id: str, status: NodeStatus, now: dateti
         return False
     node.session = status.session
     node.online = status.state == "online"
-    node.last_seen = now
+    if node.online:
+        node.keepalive_s = status.keepalive_s
+    heard_from(node, now)
     session.add(node)
     return True
+
+
+def mark_silent_offline(session: Session, now: datetime) -> list[tuple[str, int]]:
+    """Nodes online but heard from by no message for 1.5 x their keepalive go
+    offline, without waiting for the broker's Will: Mosquitto 2.0 checks
+    keepalives only every few seconds. One conditional UPDATE, so a message
+    committed meanwhile by another ingest process is never overwritten.
+    Returns the (node_id, session) of each node marked."""
+    rows = session.execute(
+        update(tables.Node)
+        .where(col(tables.Node.online), col(tables.Node.silent_after) < now)
+        .values(online=False)
+        .returning(col(tables.Node.node_id), col(tables.Node.session)))
+    return [(node_id, node_session) for node_id, node_session in rows]
 
 
 def apply_state(session: Session, node_id: str, state: ReportedState, now: datetime) -> None:
     node = ensure_node(session, node_id, now)
     node.schedules_revision_applied = state.schedules_revision
     node.cameras_revision_applied = state.cameras_revision
-    node.last_seen = now
+    heard_from(node, now)
     session.add(node)
 
 
@@ -59,7 +77,7 @@ def apply_heartbeat(session: Session, node_id: str, heartbeat: Heartbeat, now: d
     node.heartbeat = heartbeat.model_dump(mode="json")
     session.add(tables.HeartbeatLog(node_id=node_id, received_at=now, payload=node.heartbeat))
     node.last_heartbeat = now
-    node.last_seen = now
+    heard_from(node, now)
     node.schedules_revision_applied = heartbeat.schedules_revision
     node.cameras_revision_applied = heartbeat.cameras_revision
     session.add(node)

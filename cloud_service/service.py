@@ -21,6 +21,7 @@ from cloud_service.live import Live
 from cloud_service.media_source import MediaSource
 from cloud_service.mqtt_link import CloudLink
 from cloud_service.settings import CloudSettings
+from cloud_service.silence import watch_silence
 from schemas.addresses import MqttUrl, file_root, parse_host_port
 from schemas.topics import TopicTable
 
@@ -81,6 +82,7 @@ async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            access_log=False, lifespan="off"))
     ingest.start()
+    silence = asyncio.create_task(watch_silence(engine, live), name="silence")
     try:
         await link.start()
         serving = asyncio.create_task(server.serve())
@@ -93,6 +95,7 @@ async def serve(settings: CloudSettings, started: asyncio.Event | None = None) -
                 started.set()
         await serving
     finally:
+        silence.cancel()
         await link.stop()
         await ingest.stop()
         engine.dispose()

@@ -23,6 +23,10 @@ class Node(SQLModel, table=True):
     online: bool = False
     session: int = 0
     last_seen: datetime | None = _utc_column()
+    # From the node's `online` status; with it, the node counts as gone once
+    # nothing was heard from it until `silent_after` (1.5 x keepalive on).
+    keepalive_s: int | None = None
+    silent_after: datetime | None = _utc_column(index=True)
     last_heartbeat: datetime | None = _utc_column()
     heartbeat: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     schedules_revision_desired: int = 0

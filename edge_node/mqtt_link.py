@@ -84,7 +84,7 @@ class NodeLink:
 
     def _status(self, state: Literal["online", "offline"]) -> bytes:
         return encode(NodeStatus(state=state, session=self.session, ts=utc_now(),
-                                 version=self._version))
+                                 version=self._version, keepalive_s=self._keepalive))
 
     def _arm_will(self, client: mqtt.Client) -> None:
         self.session = self._sessions.next()

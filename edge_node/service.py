@@ -197,7 +197,7 @@ class EdgeNode:
             self._enforce_retention()
         self._send_outbox()
         if now >= self._next_heartbeat:
-            self._next_heartbeat = now + self.settings.heartbeat_s
+            self._next_heartbeat = now + self.settings.heartbeat_interval_s
             self._publish_heartbeat(now)
 
     # -- messages ------------------------------------------------------------

@@ -45,15 +45,15 @@ class EdgeSettings(BaseSettings):
     resend_after_s: float = Field(
         default=30.0, gt=0, description="Resend unacknowledged events after this long "
                                         "without the cloud's ack advancing.")
-    heartbeat_s: float = Field(default=30.0, gt=0, description="Heartbeat interval.")
+    heartbeat_s: float = Field(
+        default=30.0, gt=0, description="Heartbeat interval; never longer than the keepalive, "
+                                        "since the cloud shows a node silent for 1.5 x "
+                                        "keepalive offline.")
 
     @field_validator("node_id")
     @classmethod
     def _check_node_id(cls, value: str) -> str:
         return check_id(value, "node id")
-
-
-
 
     @field_validator("storage_url")
     @classmethod
@@ -65,3 +65,7 @@ class EdgeSettings(BaseSettings):
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or (self.data_dir / "storage").resolve().as_uri()
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return min(self.heartbeat_s, float(self.keepalive_s))

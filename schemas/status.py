@@ -22,6 +22,10 @@ class NodeStatus(WireModel):
     session: Annotated[int, Field(ge=1)]
     ts: UtcDatetime
     version: ShortText
+    # The node's MQTT keepalive. A node that gives it publishes a heartbeat at
+    # least this often, and the cloud shows it offline once silent for 1.5 x
+    # keepalive, whether or not the broker has sent its Will yet.
+    keepalive_s: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
 class ReportedState(WireModel):

@@ -59,7 +59,6 @@ from tests.fixtures.gcs import GcsEmulator
 from tests.fixtures.media import MjpegCameraFactory
 
 KEEPALIVE_S = 5
-MOSQUITTO_SWEEP_S = 5  # how often Mosquitto 2.0.11 checks keepalives
 
 
 # --- fixtures ---------------------------------------------------------------------------
@@ -421,20 +420,17 @@ def test_a_throwaway_cloud_run_leaves_no_share_of_the_events_behind(
 # --- presence -----------------------------------------------------------------------------
 
 
-def vanish(cloud: CloudProcess, watcher: StatusWatcher, edge: EdgeProcess, node_id: str,
-           how: signal.Signals) -> tuple[float, float]:
-    """Send `how` to the running edge node. Returns the seconds until the broker
-    sent its Will, and the seconds from that Will until the API showed the node
-    offline."""
+def vanish(cloud: CloudProcess, edge: EdgeProcess, node_id: str,
+           how: signal.Signals) -> float:
+    """Send `how` to the running edge node; returns the seconds until the API
+    showed it offline."""
     assert edge.process is not None
     time.sleep(1)  # a steady connection: past the first heartbeats
     edge.process.send_signal(how)
     gone = time.monotonic()
     wait_until(lambda: not cloud.node(node_id)["online"], 1.5 * KEEPALIVE_S + 10,
                f"the node to show offline after {how.name}", interval=0.05)
-    shown = time.monotonic()
-    will = watcher.wait_offline(gone, 1)
-    return will - gone, shown - will
+    return time.monotonic() - gone
 
 
 @pytest.mark.timeout(120)
@@ -442,35 +438,37 @@ def test_a_vanished_node_is_offline_within_1_5_keepalives_and_a_late_will_is_ign
         broker: OwnBroker, cloud: CloudProcess, edges: EdgeFactory) -> None:
     """A real edge node (keepalive 5 s) killed with -9, or frozen (SIGSTOP: not
     even a FIN, as when power or network is cut), shows offline in the API within
-    1.5 x keepalive through its Last Will, the cloud adding well under a second.
-    Once the node is back with a newer session, a stale offline status from an
-    older session leaves it online."""
+    1.5 x keepalive. Killed, the broker's Will says so at once; frozen, the
+    cloud notices the silence itself, since Mosquitto 2.0.11 checks keepalives
+    only every 5 s (7-13 s measured for 1.5 x 5 s). Once the node is back with a
+    newer session, a stale offline status from an older session leaves it online."""
     node_id = "site-vanish"
     watcher = StatusWatcher(broker, node_id)
     edge = edges(node_id)
     try:
         edge.start(CCTV_KEEPALIVE_S=str(KEEPALIVE_S))
         first = wait_online(cloud, node_id)
-        broker_s, cloud_s = vanish(cloud, watcher, edge, node_id, signal.SIGKILL)
+        killed_s = vanish(cloud, edge, node_id, signal.SIGKILL)
         edge.kill()
         # On one host the kernel closes a killed process's socket: the Will is immediate.
-        assert broker_s + cloud_s <= 1.5 * KEEPALIVE_S + 1
-        assert cloud_s < 1, f"the cloud took {cloud_s:.2f} s to apply the Will"
+        assert killed_s < 1, f"the cloud took {killed_s:.2f} s to show a killed node offline"
         offline = cloud.get("/api/nodes", online="false")["items"]
         assert node_id in [n["node_id"] for n in offline]
 
         edge.start(CCTV_KEEPALIVE_S=str(KEEPALIVE_S))
         wait_online(cloud, node_id, session=first["session"] + 1)
-        broker_s, cloud_s = vanish(cloud, watcher, edge, node_id, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        frozen_s = vanish(cloud, edge, node_id, signal.SIGSTOP)
+        # The last message came at most one keepalive before the freeze, and the
+        # cloud looks every 0.5 s: shown within 1.5 x keepalive of it, with the
+        # API poll's and this box's latency on top. (The broker's Will counts from
+        # the same last message and sometimes wins the race; it alone took 7-13 s.)
+        assert frozen_s <= 1.5 * KEEPALIVE_S + 1, \
+            f"a frozen node showed offline only after {frozen_s:.1f} s"
+        # The broker's Will comes later and changes nothing.
+        watcher.wait_offline(frozen_at, 1.5 * KEEPALIVE_S + 10)
+        assert cloud.node(node_id)["online"] is False
         edge.kill()
-        # Only the broker's keepalive can notice this one. Mosquitto 2.0.11 sweeps
-        # keepalives every 5 s in whole seconds (7-13 s measured for 1.5 x 5 s with a
-        # bare paho client): the broker's share gets that allowance, which the
-        # design's "within 1.5 x keepalive" does not grant; the cloud's share, from
-        # the Will to the API, is held tight.
-        assert KEEPALIVE_S <= broker_s <= 1.5 * KEEPALIVE_S + MOSQUITTO_SWEEP_S + 1, \
-            f"the broker sent the Will {broker_s:.1f} s after the node froze"
-        assert cloud_s < 1, f"the cloud took {cloud_s:.2f} s to apply the Will"
 
         edge.start(CCTV_KEEPALIVE_S=str(KEEPALIVE_S))
         current = wait_online(cloud, node_id, session=first["session"] + 2)

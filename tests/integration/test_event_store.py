@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from cloud_service import tables
 from cloud_service.database import make_engine, migrate
 from cloud_service.event_store import StoreResult, store_events
-from cloud_service.presence import apply_heartbeat, apply_status
+from cloud_service.presence import apply_heartbeat, apply_status, mark_silent_offline
 from cloud_service.timeutil import as_utc
 from schemas.events import (
     CameraPresence,
@@ -303,9 +303,10 @@ def test_seq_tracking_is_per_node(engine: Engine) -> None:
 # --- presence ----------------------------------------------------------------------------
 
 
-def status(state: str, session: int) -> NodeStatus:
+def status(state: str, session: int, keepalive_s: int | None = None) -> NodeStatus:
     return NodeStatus.model_validate_json(json.dumps(
-        {"state": state, "session": session, "ts": "2026-05-04T12:00:00Z", "version": "0.1.0"}))
+        {"state": state, "session": session, "ts": "2026-05-04T12:00:00Z", "version": "0.1.0",
+         "keepalive_s": keepalive_s}))
 
 
 def heartbeat(session: int) -> Heartbeat:
@@ -369,3 +370,35 @@ def test_a_heartbeat_from_an_older_session_does_not_revive_the_node(engine: Engi
     node = node_row(engine)
     assert not node.online
     assert node.session == 5
+
+
+def silent_at(engine: Engine, when: datetime) -> list[tuple[str, int]]:
+    return apply(engine, lambda s: mark_silent_offline(s, when))  # type: ignore[return-value]
+
+
+def test_a_node_silent_for_1_5_keepalives_goes_offline_and_anything_heard_resets_it(
+    engine: Engine,
+) -> None:
+    apply(engine, lambda s: apply_status(s, NODE, status("online", 7, keepalive_s=10), T0))
+    assert silent_at(engine, T0 + timedelta(seconds=14.9)) == []
+    assert node_row(engine).online
+    # A heartbeat, an event or reported state: each proves the node alive.
+    apply(engine, lambda s: apply_heartbeat(s, NODE, heartbeat(7), T0 + timedelta(seconds=10)))
+    store_at = T0 + timedelta(seconds=20)
+    with Session(engine) as session:
+        store_events(session, [event(1)], store_at)
+        session.commit()
+    assert silent_at(engine, T0 + timedelta(seconds=34.9)) == []
+    assert silent_at(engine, T0 + timedelta(seconds=35.1)) == [(NODE, 7)]
+    node = node_row(engine)
+    assert (node.online, node.session) == (False, 7)
+    assert silent_at(engine, T0 + timedelta(seconds=60)) == [], "marked once"
+    # Its next heartbeat brings it back.
+    apply(engine, lambda s: apply_heartbeat(s, NODE, heartbeat(7), T0 + timedelta(seconds=61)))
+    assert node_row(engine).online
+
+
+def test_a_node_that_gave_no_keepalive_is_left_to_its_will(engine: Engine) -> None:
+    apply(engine, lambda s: apply_status(s, NODE, status("online", 1), T0))
+    assert silent_at(engine, T0 + timedelta(days=1)) == []
+    assert node_row(engine).online
