@@ -21,7 +21,13 @@ from sqlmodel import Session, col, select
 
 from cloud_service import tables
 from cloud_service.event_store import store_events
-from cloud_service.presence import apply_heartbeat, apply_reply, apply_state, apply_status
+from cloud_service.presence import (
+    apply_heartbeat,
+    apply_reply,
+    apply_state,
+    apply_status,
+    log_heartbeats,
+)
 from schemas.codec import PayloadError, TopicMismatchError, decode_channel, encode
 from schemas.commands import CommandReply
 from schemas.events import EVENT_TYPES
@@ -200,13 +206,17 @@ class Ingest:
         now = utc_now()
         events = [p.model for p in batch if p.topic.channel is Channel.EVENTS]
         with Session(self._engine) as session:
+            # Every node the batch touches, loaded in one query, locked in node
+            # order and held here (the session keeps only weak references).
+            # Locking them all at once, in one order, keeps two cloud processes
+            # (which both get every status and heartbeat) from deadlocking;
+            # holding them saves a SELECT and an autoflush per message.
+            held = session.exec(
+                select(tables.Node).where(col(tables.Node.node_id).in_(
+                    list({p.topic.node_id for p in batch})))
+                .order_by(col(tables.Node.node_id)).with_for_update()).all()
             result = store_events(session, events, now) if events else None
-            # The nodes that reported, loaded in one query and held here (the
-            # session keeps only weak references): `ensure_node` then finds each
-            # in the session, where it cost a SELECT and an autoflush per message.
-            reporting = {p.topic.node_id for p in batch if p.topic.channel is not Channel.EVENTS}
-            held = session.exec(select(tables.Node).where(
-                col(tables.Node.node_id).in_(list(reporting)))).all() if reporting else []
+            heartbeats = []
             for item in batch:
                 node_id, model = item.topic.node_id, item.model
                 if isinstance(model, NodeStatus):
@@ -214,9 +224,11 @@ class Ingest:
                 elif isinstance(model, ReportedState):
                     apply_state(session, node_id, model, now)
                 elif isinstance(model, Heartbeat):
-                    apply_heartbeat(session, node_id, model, now)
+                    heartbeats.append(apply_heartbeat(session, node_id, model, now))
                 elif isinstance(model, CommandReply):
                     apply_reply(session, model, now)
+            if heartbeats:
+                log_heartbeats(session, heartbeats)
             session.commit()
             del held
         if result is None:

@@ -7,10 +7,14 @@ already reconnected) is recognised as stale and ignored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col
 
 from cloud_service import tables
 from cloud_service.event_store import ensure_node
@@ -69,15 +73,33 @@ def apply_reply(session: Session, reply: CommandReply, now: datetime) -> None:
         session.add(row)
 
 
-def apply_heartbeat(session: Session, node_id: str, heartbeat: Heartbeat, now: datetime) -> None:
+def apply_heartbeat(session: Session, node_id: str, heartbeat: Heartbeat,
+                    now: datetime) -> dict[str, Any]:
+    """Presence and the latest figures from a heartbeat; returns its row for
+    the heartbeat log (see `log_heartbeats`)."""
     node = ensure_node(session, node_id, now)
     if heartbeat.session >= node.session:
         # A heartbeat proves the session is alive even if its `online` was missed.
         node.session, node.online = heartbeat.session, True
-    node.heartbeat = heartbeat.model_dump(mode="json")
-    session.add(tables.HeartbeatLog(node_id=node_id, received_at=now, payload=node.heartbeat))
+    document = heartbeat.model_dump(mode="json")
+    held = node.heartbeat
+    if held is None or heartbeat.ts >= datetime.fromisoformat(held["ts"]):
+        # A heartbeat redelivered late never replaces a newer one.
+        node.heartbeat = document
+        node.schedules_revision_applied = heartbeat.schedules_revision
+        node.cameras_revision_applied = heartbeat.cameras_revision
     node.last_heartbeat = now
     heard_from(node, now)
-    node.schedules_revision_applied = heartbeat.schedules_revision
-    node.cameras_revision_applied = heartbeat.cameras_revision
     session.add(node)
+    return {"node_id": node_id, "ts": heartbeat.ts, "received_at": now, "payload": document}
+
+
+def log_heartbeats(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert heartbeat log rows, skipping those stored already: every cloud
+    process receives every heartbeat (presence must not depend on which one
+    is up), and a redelivered one comes again."""
+    table = SQLModel.metadata.tables["heartbeat_log"]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(postgresql_insert(table).on_conflict_do_nothing(), list(rows))
+    else:
+        session.execute(sqlite_insert(table).on_conflict_do_nothing(), list(rows))

@@ -129,13 +129,16 @@ class RetiredNode(SQLModel, table=True):
 
 
 class HeartbeatLog(SQLModel, table=True):
-    """Every heartbeat received (the node row keeps only the latest)."""
+    """Every heartbeat received, once (the node row keeps only the latest).
+    Every cloud process receives every heartbeat; the first to store it wins."""
 
     __tablename__ = "heartbeat_log"
-    __table_args__ = (Index("ix_heartbeat_log_node_received", "node_id", "received_at"),)
+    __table_args__ = (Index("ix_heartbeat_log_node_received", "node_id", "received_at"),
+                      UniqueConstraint("node_id", "ts", name="uq_heartbeat_log_node_ts"))
 
     id: int | None = Field(default=None, primary_key=True)
     node_id: str = Field(max_length=63)
+    ts: datetime | None = _utc_column()  # the node's own, which makes it unique
     received_at: datetime | None = _utc_column()
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 

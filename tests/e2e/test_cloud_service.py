@@ -41,7 +41,7 @@ from schemas.events import (
     make_event,
 )
 from schemas.ids import new_id, utc_now
-from schemas.status import NodeStatus
+from schemas.status import Heartbeat, NodeStatus, OutboxInfo, SystemInfo, UploadBacklog
 from schemas.topics import Channel
 from tests.e2e.cloud_harness import (
     TOKEN,
@@ -175,6 +175,16 @@ def uploaded_segment(cloud: CloudProcess, camera_id: str) -> dict[str, Any] | No
 def crc32c_of(data: bytes) -> str:
     """Cloud Storage's encoding: base64 of the big-endian 4 bytes."""
     return base64.b64encode(int(google_crc32c.value(data)).to_bytes(4, "big")).decode()
+
+
+def heartbeat_payload(ts: datetime, session: int = 1) -> bytes:
+    return encode(Heartbeat(
+        ts=ts, session=session, uptime_s=1.0, version="0.1.0",
+        system=SystemInfo(hostname="box", os="linux", ip="10.0.0.2"),
+        disk_free_bytes=10, disk_total_bytes=100,
+        upload_backlog=UploadBacklog(count=0, bytes=0, oldest_s=0.0),
+        outbox=OutboxInfo(depth=0, oldest_s=0.0), schedules_revision=0, cameras_revision=0,
+        cameras=[]))
 
 
 def psycopg_dsn(database_url: str) -> str:
@@ -364,16 +374,21 @@ def test_two_cloud_processes_on_one_database_split_the_event_stream(
         broker: OwnBroker, clouds: CloudFactory, postgres_database_url: str) -> None:
     """Two `cctv cloud` processes (own client ids and HTTP ports, one PostgreSQL)
     share the event subscription: 2,000 events from four nodes are all stored
-    once, both processes stored some, and every node is acked to its last seq."""
+    once, both processes stored some, and every node is acked to its last seq.
+    Both get every heartbeat, and each is logged once."""
     first = clouds("cloud-a", database_url=postgres_database_url, client_id="cctv-cloud-a")
     second = clouds("cloud-b", database_url=postgres_database_url, client_id="cctv-cloud-b")
     nodes = [SimulatedNode(broker, f"site-split-{n}") for n in range(4)]
-    per_node = 500
+    per_node, beats = 500, 5
     try:
         published = {node.node_id: [node.next_event() for _ in range(per_node)]
                      for node in nodes}
         infos = [info for node in nodes for info in node.publish(published[node.node_id],
                                                                   wait=False)]
+        for node in nodes:
+            for n in range(beats):
+                node.publish_raw(TOPICS.topic(node.node_id, Channel.HEARTBEAT),
+                                 heartbeat_payload(utc_now() + timedelta(seconds=n)))
         for info in infos:
             info.wait_for_publish(30)
         node_ids = [node.node_id for node in nodes]
@@ -381,9 +396,20 @@ def test_two_cloud_processes_on_one_database_split_the_event_stream(
                    >= 4 * per_node, 45, "every event stored", interval=0.5)
         acks = {node.node_id: node.wait_ack(per_node, timeout=10) for node in nodes}
         stored = stored_event_ids(postgres_database_url, node_ids)
+        for cloud in (first, second):
+            wait_until(lambda c=cloud: c.metric("cctv_ingest_messages_total",  # type: ignore[misc]
+                                                channel="heartbeat") >= 4 * beats,
+                       15, "every heartbeat to reach both processes")
     finally:
         for node in nodes:
             node.close()
+    # Heartbeats go to both processes (presence must not hang on one of them)
+    # and are logged once.
+    with psycopg.connect(psycopg_dsn(postgres_database_url)) as db:
+        logged = db.execute("SELECT node_id, count(*) FROM heartbeat_log "
+                            "WHERE node_id = ANY(%s) GROUP BY node_id",
+                            ([node.node_id for node in nodes],)).fetchall()
+    assert dict(logged) == {node.node_id: beats for node in nodes}
     assert len(stored) == 4 * per_node
     assert sorted(e for _, _, e in stored) == sorted(
         e.event_id for events in published.values() for e in events)

@@ -15,7 +15,12 @@ from sqlmodel import Session, col, select
 from cloud_service import tables
 from cloud_service.database import make_engine, migrate
 from cloud_service.event_store import StoreResult, store_events
-from cloud_service.presence import apply_heartbeat, apply_status, mark_silent_offline
+from cloud_service.presence import (
+    apply_heartbeat,
+    apply_status,
+    log_heartbeats,
+    mark_silent_offline,
+)
 from cloud_service.timeutil import as_utc
 from schemas.events import (
     CameraPresence,
@@ -309,9 +314,9 @@ def status(state: str, session: int, keepalive_s: int | None = None) -> NodeStat
          "keepalive_s": keepalive_s}))
 
 
-def heartbeat(session: int) -> Heartbeat:
+def heartbeat(session: int, ts: str = "2026-05-04T12:00:00Z") -> Heartbeat:
     document: dict[str, Any] = {
-        "ts": "2026-05-04T12:00:00Z", "session": session, "uptime_s": 12.5, "version": "0.1.0",
+        "ts": ts, "session": session, "uptime_s": 12.5, "version": "0.1.0",
         "system": {"hostname": "box", "os": "linux", "ip": "10.0.0.2"},
         "disk_free_bytes": 10, "disk_total_bytes": 100,
         "upload_backlog": {"count": 1, "bytes": 2, "oldest_s": 3.0},
@@ -402,3 +407,26 @@ def test_a_node_that_gave_no_keepalive_is_left_to_its_will(engine: Engine) -> No
     apply(engine, lambda s: apply_status(s, NODE, status("online", 1), T0))
     assert silent_at(engine, T0 + timedelta(days=1)) == []
     assert node_row(engine).online
+
+
+def test_a_heartbeat_received_twice_is_logged_once(engine: Engine) -> None:
+    # Every cloud process gets every heartbeat; a redelivery brings one again.
+    for _ in range(2):
+        with Session(engine) as session:
+            rows = [apply_heartbeat(session, NODE, heartbeat(1, ts), datetime.now(UTC))
+                    for ts in ("2026-05-04T12:00:00Z", "2026-05-04T12:00:30Z")]
+            log_heartbeats(session, rows)
+            session.commit()
+    with Session(engine) as session:
+        logged = session.exec(select(tables.HeartbeatLog.ts).where(
+            tables.HeartbeatLog.node_id == NODE).order_by(col(tables.HeartbeatLog.ts))).all()
+    assert [as_utc(ts) for ts in logged] == [T0, T0 + timedelta(seconds=30)]
+
+
+def test_an_older_heartbeat_arriving_late_does_not_replace_the_latest(engine: Engine) -> None:
+    newer, older = heartbeat(1, "2026-05-04T12:00:30Z"), heartbeat(1, "2026-05-04T12:00:00Z")
+    apply(engine, lambda s: apply_heartbeat(s, NODE, newer, T0))
+    apply(engine, lambda s: apply_heartbeat(s, NODE, older, T0))
+    node = node_row(engine)
+    assert node.heartbeat is not None
+    assert node.heartbeat["ts"] == "2026-05-04T12:00:30Z"
