@@ -43,6 +43,8 @@ EVENTS_STORED = Counter("cctv_ingest_events_stored_total", "Events stored", ["ty
 EVENTS_DUPLICATE = Counter("cctv_ingest_events_duplicate_total", "Duplicate events ignored")
 BATCH_SECONDS = Histogram("cctv_ingest_batch_seconds", "Time to commit one batch")
 BATCHES_FAILED = Counter("cctv_ingest_batches_failed_total", "Batches rolled back")
+CLEARED = Counter("cctv_ingest_cleared_total",
+                  "Empty retained status or state messages: documents cleared")
 ACKS_DEFERRED = Counter("cctv_ingest_acks_deferred_total",
                         "EventAcks that could not be published at once, kept for a retry")
 for _type in EVENT_TYPES:
@@ -54,6 +56,7 @@ PUBACK_SUCCESS = 0
 SHARE_GROUP = "cctv-ingest"
 ACK_RETRY_S = 0.2
 INBOUND = (Channel.EVENTS, Channel.HEARTBEAT, Channel.STATUS, Channel.STATE, Channel.REPLIES)
+RETAINED = (Channel.STATUS, Channel.STATE)
 # Resolved once: `labels()` per message was a few percent of ingest's CPU.
 _MESSAGES_BY_CHANNEL = {channel: MESSAGES.labels(channel.value) for channel in INBOUND}
 
@@ -110,6 +113,11 @@ class Ingest:
         is the PUBACK reason code."""
         try:
             parsed = self._topics.parse(topic)
+            if not payload and parsed.channel in RETAINED:
+                # A retained document cleared (a node deleted): nothing to store.
+                CLEARED.inc()
+                logger.info("ingest.cleared topic=%s", topic[:200])
+                return PUBACK_SUCCESS
             model = decode_channel(parsed, payload)
         except TopicError as exc:
             return _reject("topic", topic, exc)

@@ -117,6 +117,7 @@ def delete_node(node_id: NodeIdPath, session: DbSession, context: Ctx) -> None:
         session.delete(camera)
     retire_node(session, row)
     session.commit()
-    # An empty retained payload clears the node's desired state at the broker.
-    for channel in (Channel.SCHEDULES, Channel.CAMERAS):
+    # An empty retained payload clears the node's desired state at the broker,
+    # and its last status and state, from which ingest would list it again.
+    for channel in (Channel.SCHEDULES, Channel.CAMERAS, Channel.STATUS, Channel.STATE):
         context.publish_retained(context.topics.topic(node_id, channel), b"")

@@ -41,7 +41,14 @@ from schemas.events import (
     make_event,
 )
 from schemas.ids import new_id, utc_now
-from schemas.status import Heartbeat, NodeStatus, OutboxInfo, SystemInfo, UploadBacklog
+from schemas.status import (
+    Heartbeat,
+    NodeStatus,
+    OutboxInfo,
+    ReportedState,
+    SystemInfo,
+    UploadBacklog,
+)
 from schemas.topics import Channel
 from tests.e2e.cloud_harness import (
     TOKEN,
@@ -514,6 +521,35 @@ def test_a_vanished_node_is_offline_within_1_5_keepalives_and_a_late_will_is_ign
     after = cloud.node(node_id)
     assert after["online"] is True, "a Will from an older session must not win"
     assert after["session"] == current["session"]
+
+
+@pytest.mark.timeout(90)
+def test_a_deleted_node_is_not_listed_again_from_its_retained_status(
+        broker: OwnBroker, clouds: CloudFactory) -> None:
+    """Deleting a node clears its retained status and state too: neither the
+    cloud that deleted it nor one subscribing afterwards lists it again, and
+    the empty retained messages are no bad input."""
+    cloud = clouds()
+    node = SimulatedNode(broker, "site-gone")
+    try:
+        node.publish_raw(TOPICS.topic(node.node_id, Channel.STATUS), encode(NodeStatus(
+            state="online", session=1, ts=utc_now(), version="0.1.0", keepalive_s=60)),
+            retain=True)
+        node.publish_raw(TOPICS.topic(node.node_id, Channel.STATE), encode(ReportedState(
+            schedules_revision=0, cameras_revision=0, ts=utc_now())), retain=True)
+        wait_online(cloud, node.node_id)
+    finally:
+        node.close()
+    rejected = cloud.metric("cctv_ingest_rejected_total", reason="payload")
+    assert cloud.api.delete(f"/api/nodes/{node.node_id}").status_code == 204
+    wait_until(lambda: cloud.metric("cctv_ingest_cleared_total") >= 2, 10,
+               "the cleared status and state to come back to ingest")
+    assert cloud.metric("cctv_ingest_rejected_total", reason="payload") == rejected
+    later = clouds("later")  # its own database; subscribes after the delete
+    time.sleep(1)  # retained messages come right after the subscription
+    assert later.metric("cctv_ingest_messages_total", channel="status") == 0
+    for each in (cloud, later):
+        assert each.node_if_known(node.node_id) is None
 
 
 # --- desired state ------------------------------------------------------------------------

@@ -163,8 +163,8 @@ def test_delete_node_clears_its_retained_documents(api: Api) -> None:
     api.published.messages.clear()
     response = api.client.delete("/api/nodes/site-a")
     assert response.status_code == 204
-    assert api.published.on("site-a", Channel.SCHEDULES) == [b""]
-    assert api.published.on("site-a", Channel.CAMERAS) == [b""]
+    for channel in (Channel.SCHEDULES, Channel.CAMERAS, Channel.STATUS, Channel.STATE):
+        assert api.published.on("site-a", channel) == [b""], channel
     assert api.client.get("/api/nodes/site-a").status_code == 404
     assert api.client.get("/api/cameras/front").status_code == 404
     assert api.client.delete("/api/nodes/site-a").status_code == 404
