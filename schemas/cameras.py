@@ -49,10 +49,31 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{parts.username}:***@{host}" if parts.username else f"***@{host}"
+    netloc = (f"{parts.username}:{REDACTED}@{host}" if parts.username
+              else f"{REDACTED}@{host}")
     if port is not None:
         netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+REDACTED = "***"
+
+
+def keep_stored_password(url: str, stored: str) -> str:
+    """`url` as sent back by a client that read it redacted: a password of
+    `***` stands for the stored one, kept only for the same user at the same
+    address (a stored password is never handed to another host). Raises
+    ValueError when `***` cannot be resolved."""
+    parts = urlsplit(url)
+    if parts.password != REDACTED:
+        return url
+    old = urlsplit(stored)
+    if old.password is None:
+        raise ValueError("*** stands for the stored password, and there is none")
+    if (parts.scheme, parts.username, parts.hostname, parts.port) != (
+            old.scheme, old.username, old.hostname, old.port):
+        raise ValueError("give the password again when changing the user or address")
+    return urlunsplit((parts.scheme, old.netloc, parts.path, parts.query, parts.fragment))
 
 
 CameraUrl = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_check_url)]

@@ -1,7 +1,8 @@
 """/api/cameras: cameras and the node each belongs to.
 
 Stream credentials are stored (the node needs them) but every answer carries
-the URL with its password replaced by `***`.
+the URL with its password replaced by `***`; a PUT that sends `***` back keeps
+the stored password.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, func, select
 from cloud_service import tables
 from cloud_service.api.context import Ctx, DbSession, Limit, Offset, Page
 from cloud_service.desired_state import stage_nodes
-from schemas.cameras import Camera, redact_url
+from schemas.cameras import Camera, keep_stored_password, redact_url
 from schemas.ids import ID_PATTERN
 
 router = APIRouter(prefix="/api/cameras", tags=["cameras"])
@@ -88,8 +89,12 @@ def replace_camera(camera_id: CameraIdPath, body: Camera, session: DbSession,
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id}")
     _require_node(session, body.node_id)
+    try:
+        url = keep_stored_password(body.url, row.url)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"url: {exc}") from None
     affected = {row.node_id, body.node_id}
-    for key, value in body.model_dump().items():
+    for key, value in body.model_copy(update={"url": url}).model_dump().items():
         setattr(row, key, value)
     session.add(row)
     session.flush()

@@ -213,6 +213,29 @@ def test_camera_password_is_never_returned_but_is_published_to_its_node(api: Api
         ("front", "site-a", "Front door", CAMERA_URL)]
 
 
+def test_a_camera_put_back_as_read_keeps_its_stored_password(api: Api) -> None:
+    api.node("site-a")
+    api.camera("front", "site-a", CAMERA_URL)
+    read = api.get("/api/cameras/front")
+    assert read["url"] == REDACTED_URL
+    replaced = api.client.put("/api/cameras/front", json={**read, "name": "Porch"})
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["name"] == "Porch"
+    latest = api.published.camera_sets("site-a")[-1]
+    assert [(c.name, c.url) for c in latest.cameras] == [("Porch", CAMERA_URL)]
+    # `***` is never handed to another address, nor stored as a password.
+    moved = api.client.put("/api/cameras/front", json={
+        **read, "url": "rtsp://admin:***@10.0.0.6:554/stream1"})
+    assert moved.status_code == 422
+    assert "url:" in moved.json()["detail"]
+    api.camera("back", "site-a", "rtsp://10.0.0.7/live")
+    no_password = api.client.put("/api/cameras/back", json={
+        **api.get("/api/cameras/back"), "url": "rtsp://admin:***@10.0.0.7/live"})
+    assert no_password.status_code == 422
+    urls = {c.camera_id: c.url for c in api.published.camera_sets("site-a")[-1].cameras}
+    assert urls == {"front": CAMERA_URL, "back": "rtsp://10.0.0.7/live"}
+
+
 def test_camera_changes_republish_the_camera_set_with_growing_revisions(api: Api) -> None:
     api.node("site-a")
     api.camera("front", "site-a")
