@@ -10,7 +10,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
-from broker.passwords import RESERVED_ACCOUNTS, BrokerNotRunningError, signal_reload
+from broker.passwords import (
+    RESERVED_ACCOUNTS,
+    BrokerNotRunningError,
+    list_accounts,
+    signal_reload,
+)
 from broker.provisioning import provision_nodes
 from cloud_service import tables
 from cloud_service.api.context import Ctx, DbSession, Limit, Offset, Page
@@ -71,7 +76,8 @@ def list_nodes(session: DbSession, limit: Limit = 100, offset: Offset = 0,
 
 class RegisteredNode(NodeOut):
     """A new node; where the service manages the broker's accounts, also its
-    broker URL with the password, shown this once."""
+    broker URL with the password, shown this once (null when the node had an
+    account already: it is left as it was)."""
 
     mqtt_url: str | None = None
     env: str | None = None
@@ -86,7 +92,10 @@ def register_node(body: NodeIn, session: DbSession, context: Ctx) -> RegisteredN
                             f"node_id: {body.node_id} is a reserved account name")
     row = new_node(session, body.node_id, utc_now())
     mqtt_url = env = None
-    if context.provisioning is not None:
+    # An account made earlier (`cctv node add`) is kept as it is: its node may
+    # be running with that password, which was handed out when it was made.
+    if context.provisioning is not None and body.node_id not in list_accounts(
+            context.provisioning.password_file):
         env = provision_nodes(context.provisioning.password_file, [body.node_id],
                               context.provisioning.public_url)[body.node_id]
         mqtt_url = env.split("CCTV_MQTT_URL=", 1)[1].strip()

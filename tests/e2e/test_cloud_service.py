@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.engine import make_url
 
+from broker.passwords import add_accounts
 from schemas.addresses import MqttUrl
 from schemas.codec import encode
 from schemas.events import (
@@ -838,7 +839,8 @@ def test_registering_a_node_provisions_a_broker_account_shown_only_once(
         mosquitto: RunningMosquitto, tmp_path: Path) -> None:
     """POST /api/nodes with provisioning configured answers the node's mqtt_url
     with a password the broker accepts (after a reload); nothing shows that
-    password again, and a second POST neither resets nor reveals it."""
+    password again, and a second POST neither resets nor reveals it. A node
+    whose account was made beforehand keeps it."""
     cloud = CloudProcess(
         tmp_path / "cloud", mosquitto.url("cctv-cloud"),
         client_id=f"cctv-cloud-provisioning-{secrets.token_hex(3)}",
@@ -870,6 +872,17 @@ def test_registering_a_node_provisions_a_broker_account_shown_only_once(
             assert url.password not in text
         assert node_id in [n["node_id"] for n in listed.json()["items"]]
         assert connack(url, node_id) == 0, "the 409 did not reset the password"
+
+        # A node provisioned earlier with `cctv node add`: registered, account untouched.
+        older = f"site-old-{secrets.token_hex(3)}"
+        password = add_accounts(mosquitto.password_file, [older])[older]
+        mosquitto.broker.reload()
+        registered = cloud.post("/api/nodes", {"node_id": older})
+        assert (registered["mqtt_url"], registered["env"]) == (None, None)
+        kept = MqttUrl(host=url.host, port=url.port, tls=False, username=older,
+                       password=password)
+        assert wait_until(lambda: connack(kept, older) == 0 or None, 5,
+                          "the earlier password to still work") is True
     finally:
         cloud.stop()
         forget_session(mosquitto.host, mosquitto.port, "cctv-cloud",
