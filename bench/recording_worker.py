@@ -55,10 +55,10 @@ class LagTrackingCopyRecorder(CopyRecorder):
 
     lag_s = 0.0
 
-    def _packets(self, container: Any, stream: Any) -> Iterator[Any]:
+    def _packets(self, container: Any, stream: Any, frame_s: float | None) -> Iterator[Any]:
         time_base = float(stream.time_base)
         least = math.inf
-        for packet in super()._packets(container, stream):
+        for packet in super()._packets(container, stream, frame_s):
             late = time.monotonic() - packet.pts * time_base
             least = min(least, late)
             self.lag_s = late - least

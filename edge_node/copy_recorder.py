@@ -6,12 +6,14 @@ its last fragment), each cut at the first key frame after
 `segment_seconds`. Timestamps are rebased per segment by one offset for pts
 and dts alike (the first packet's dts), which keeps B-frame streams valid.
 Copying costs a few percent of a decode + re-encode. Runs in its own thread
-per camera; never logs the camera's URL.
+per camera, which sleeps whenever it has caught up with the camera and then reads
+what arrived meanwhile in one go; never logs the camera's URL.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from typing import Any, get_args
@@ -34,7 +36,25 @@ from schemas.ids import new_id, utc_now
 logger = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 10.0
+# FFmpeg's own RTSP read timeout (its `timeout` option, in microseconds), checked in C
+# on every 100 ms poll that finds nothing. PyAV's read timeout is not used: its
+# interrupt callback takes the GIL on every poll of the demuxer (hundreds a second
+# per camera). A camera that goes silent ends the recording after two timeouts
+# (the first only flushes the parser's last frame); one that keeps sending RTCP but
+# no video is left to the service's watchdog (edge_node/recordings.py).
 READ_TIMEOUT_S = 5.0
+# Probe only what the SDP does not say: with FFmpeg's default (5 s) opening buffered
+# ~3.5 s of video, and when 100 cameras opened at once the open timeout cut some
+# probes short, which flushed the H.264 parser mid-frame and lost a frame. Half a
+# second is enough for the frame rate (lost-frame counting needs it).
+PROBE_S = 0.5
+# When the recorder has caught up with the camera (the packet it just read had waited
+# less than a frame interval), it sleeps this long before reading again, so the
+# datagrams of several frames wait in the socket buffer and are read in one go
+# rather than waking the thread (and taking the GIL) for each. Footage reaches the
+# file up to this much later; a recorder that is behind never sleeps.
+CATCH_UP_PAUSE_S = 0.2
+LIVE_EDGE_DEFAULT_S = 1 / 30  # frame interval assumed when the camera's is unknown
 # Every RTP datagram waits in this socket buffer until the camera's thread reads
 # it. FFmpeg's default (384 KiB) holds about 2 s of a 1.5 Mbit/s camera; with
 # 50+ cameras in one process on a busy 2-core node a thread can be kept off the
@@ -119,19 +139,36 @@ class CopyRecorder(RecorderThread):
             try:
                 return av.open(self.request.url, options={
                     "rtsp_transport": transport,
+                    "timeout": str(round(READ_TIMEOUT_S * 1e6)),
+                    "analyzeduration": str(round(PROBE_S * 1e6)),
                     "buffer_size": str(UDP_RECEIVE_BUFFER_BYTES)},  # RTP over UDP only
-                    timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+                    timeout=(OPEN_TIMEOUT_S, None))
             except (av.error.FFmpegError, OSError) as exc:
                 # The message may echo the URL; keep only the error's kind.
                 errors.append(f"{transport}: {type(exc).__name__}")
         raise CameraError(f"camera did not open ({', '.join(errors)})")
 
-    def _packets(self, container: Any, stream: Any) -> Iterator[Any]:
+    def _packets(self, container: Any, stream: Any, frame_s: float | None) -> Iterator[Any]:
+        """The camera's packets as they come, pausing whenever caught up with it.
+
+        How long a packet waited for us is its arrival less its media time, less the
+        least such delay seen (the stream's own latency). Less than a frame interval
+        means the next frame has not arrived yet: reading now would only block.
+        """
+        time_base = float(stream.time_base)
+        live_edge_s = min(frame_s or LIVE_EDGE_DEFAULT_S, CATCH_UP_PAUSE_S)
+        least_delay = math.inf
         try:
             for packet in container.demux(stream):
-                if packet.dts is None or packet.pts is None:
-                    continue  # the demuxer's end-of-stream flush packet
+                dts = packet.dts
+                if dts is None or packet.pts is None:
+                    continue  # the end-of-stream flush packet, or one from before probing
+                self._received(packet.size)
+                delay = self.last_packet_at - dts * time_base
+                least_delay = min(least_delay, delay)
                 yield packet
+                if delay - least_delay < live_edge_s:
+                    self._stopping.wait(CATCH_UP_PAUSE_S)
         except (av.error.FFmpegError, OSError) as exc:
             raise CameraError(f"stream broke: {type(exc).__name__}") from None
         raise CameraError("stream ended")
@@ -156,12 +193,12 @@ class CopyRecorder(RecorderThread):
         clock = MediaClock()
         time_base = float(stream.time_base)
         rate = stream.average_rate or stream.guessed_rate
-        frame_ticks = 1 / (float(rate) * time_base) if rate else None
+        frame_s = 1 / float(rate) if rate else None
+        frame_ticks = frame_s / time_base if frame_s else None
         previous_dts: int | None = None
         epoch_minus_monotonic = time.time() - time.monotonic()
         try:
-            for packet in self._packets(container, stream):
-                self._received(packet.size)
+            for packet in self._packets(container, stream, frame_s):
                 lost = frames_missing(previous_dts, packet.dts, frame_ticks) + int(
                     packet.is_corrupt)
                 previous_dts = packet.dts
