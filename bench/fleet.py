@@ -9,13 +9,20 @@ whether every node's presence is right, and how soon a vanished node shows offli
 One Mosquitto from the project's mosquitto.conf on a free loopback port, with
 an account per node; one `cctv cloud` (a subprocess) on a fresh SQLite file or
 PostgreSQL database. The nodes live in `--workers` processes, each an asyncio
-loop of minimal MQTT 5 connections (bench/mqtt_wire.py). Each node connects as
-its own account, like the edge node: client id = node id, persistent session,
-keepalive K, a Last Will of its retained `NodeStatus` offline with its session;
-it subscribes to its own schedules/cameras/commands/acks, publishes its
-retained `NodeStatus` online and a `Heartbeat` (two cameras) at once, the next
-one at a random point of the first K seconds (a real fleet's phases are spread)
-and then one every 0.9-1.0 x K (so never idle for K), all QoS 1.
+loop of minimal MQTT 5 connections (bench/mqtt_wire.py) behaving as edge nodes
+(bench/sim_nodes.py): client id = node id, persistent session, keepalive K, a
+Last Will of its retained `NodeStatus` offline with its session and
+`keepalive_s`; it subscribes to its own schedules/cameras/commands/acks,
+publishes its retained `NodeStatus` online (with `keepalive_s` = K), its
+retained `ReportedState` and a `Heartbeat` (two cameras) at once, the next one
+at a random point of the first K seconds (a real fleet's phases are spread) and
+then one per K, as the edge node (heartbeat interval min(heartbeat_s,
+keepalive_s)), all QoS 1.
+
+Open files: the broker holds a socket per node and each node process one per
+node it runs; the benchmark raises its soft limit to the hard limit (children
+inherit it) and refuses to start below nodes + 500 (`ulimit -Hn` first where
+the hard limit is lower, as root; mosquitto.conf sets no max_connections).
 
 Phases, in order: connect every node; wait until `GET /api/nodes?online=true`
 counts them all; a quiet steady window (`--steady`, default K) to measure what
@@ -25,11 +32,13 @@ target p95 < 200 ms); a full presence check (every node listed, online, with
 its session); then `--kill` nodes vanish, half by closing their socket without
 DISCONNECT (a crashed process: the broker sends the Will at once) and half
 silently (socket left open, nothing sent or read again: a cut link or a hung
-box, found only by the broker's keepalive timeout, 1.5 x K). Each is timed from
-the kill (and, for the silent ones, from the last packet it sent, the worst
-case) to the moment `GET /api/nodes?online=false` lists it; target <= 1.5 x K.
-A subscriber of the bench's own notes when the broker publishes each Will, so
-the broker's share and the cloud's share of that time are told apart. Every
+box, found by the cloud's silence rule, nothing heard for 1.5 x the keepalive
+the node announced, or by the broker's keepalive timeout, whichever is first).
+Each is timed from the kill (and, for the silent ones, from the last packet it
+sent, the worst case) to the answer of the `GET /api/nodes?online=false` (every
+0.1 s) that first lists it; target <= 1.5 x K. A subscriber of the bench's own
+notes when the broker publishes each Will, so the broker's share and the
+cloud's are told apart. Every
 other node must still be online afterwards. `--profile DIR` records the cloud
 with py-spy during the API load and prints where its samples went.
 
@@ -46,19 +55,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import heapq
 import json
 import os
 import random
 import re
 import secrets
-import shutil
-import signal
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 import httpx
 
+from bench import sim_nodes
 from bench.cloud_harness import (
     CLOUD_ACCOUNT,
     DEFAULT_DSN,
@@ -74,34 +80,26 @@ from bench.cloud_harness import (
     ThrowawayDatabase,
     Worker,
     cpu_model,
-    die_with_parent,
     make_work_dir,
     peak_rss_mib,
     raise_open_files,
     rss_mib,
 )
 from bench.linux_counters import box_times, cpu_seconds
-from bench.mqtt_wire import MqttConnection, MqttError, Will, connect_packet, open_connection
+from bench.mqtt_wire import MqttConnection, MqttError
 from bench.py_spy import CHARGED_NAMES, profile_summary, start_py_spy, stop_py_spy
-from schemas.codec import encode
-from schemas.ids import utc_now
-from schemas.status import (
-    CameraHealth,
-    Heartbeat,
-    NodeStatus,
-    OutboxInfo,
-    SystemInfo,
-    UploadBacklog,
-)
-from schemas.topics import Channel, TopicTable
+from bench.sim_nodes import TOPICS, HeartbeatClock, SimNode, SimNodeIdentity
+from schemas.topics import Channel
 
 TARGET_P95_S = 0.2
 OFFLINE_FACTOR = 1.5
+POLL_S = 0.1  # how often the kill phase asks the API for the offline nodes
 SESSION = 1  # every simulated node is on its first connection
-SESSION_EXPIRY_S = 7 * 24 * 3600  # as the edge node asks
 VERSION = "bench-fleet"
+# The broker holds a socket per node, each node process one per node it runs.
+# Raised as far as the hard limit allows (root without CAP_SYS_RESOURCE cannot
+# raise the hard limit itself: `ulimit -Hn` before the run).
 OPEN_FILES = 65536
-TOPICS = TopicTable()
 # Where an API request's time goes: SQL, JSON column decoding, pydantic, responses.
 API_CHARGED_NAMES = (*CHARGED_NAMES, "Connection.execute", "JSONDecoder.decode",
                      "validate_python", "serialize_response", "jsonable_encoder",
@@ -111,36 +109,6 @@ API_CHARGED_NAMES = (*CHARGED_NAMES, "Connection.execute", "JSONDecoder.decode",
 # --- child: a share of the nodes -----------------------------------------------
 
 
-@dataclass
-class SimNode:
-    node_id: str
-    password: str
-    connection: MqttConnection | None = None
-    connected_at: float = 0.0
-    heartbeats: int = 0
-    gone: bool = False  # killed on purpose
-
-
-def heartbeat(node: SimNode, now: float) -> bytes:
-    ts = utc_now()
-    cameras = [CameraHealth(camera_id=f"cam-{i}", state="recording", fps=15.0, width=1280,
-                            height=720, codec="h264", reconnects_1h=0,
-                            last_segment_at=ts - timedelta(seconds=5), bitrate_bps=1_500_000)
-               for i in (1, 2)]
-    return encode(Heartbeat(
-        ts=ts, session=SESSION, uptime_s=round(now - node.connected_at, 1), version=VERSION,
-        system=SystemInfo(hostname=node.node_id, os="Linux-6.1-x86_64", ip="10.0.0.2"),
-        disk_free_bytes=200_000_000_000, disk_total_bytes=250_000_000_000,
-        upload_backlog=UploadBacklog(count=0, bytes=0, oldest_s=0.0),
-        outbox=OutboxInfo(depth=0, oldest_s=0.0), schedules_revision=0, cameras_revision=0,
-        cameras=cameras))
-
-
-def status(state: str) -> bytes:
-    return encode(NodeStatus.model_validate(
-        {"state": state, "session": SESSION, "ts": utc_now(), "version": VERSION}))
-
-
 class NodeShare:
     """This worker's nodes: connects them, keeps them heartbeating, kills on request."""
 
@@ -148,8 +116,9 @@ class NodeShare:
         self._host, self._port = spec["host"], spec["port"]
         self._keepalive: int = spec["keepalive"]
         self._concurrency: int = spec["concurrency"]
-        self.nodes = {n: SimNode(n, p) for n, p in spec["nodes"]}
-        self._due: list[tuple[float, str]] = []  # (monotonic time of next heartbeat, node_id)
+        self.nodes = {n: SimNode(SimNodeIdentity(n, p, self._keepalive, SESSION, VERSION))
+                      for n, p in spec["nodes"]}
+        self.clock = HeartbeatClock(self._keepalive)
         self.failed: list[str] = []
 
     async def connect_all(self) -> None:
@@ -159,49 +128,19 @@ class NodeShare:
             async with gate:
                 for attempt in range(5):
                     try:
-                        await self._connect(node)
+                        await node.connect(self._host, self._port)
                     except (OSError, MqttError, TimeoutError):
                         await asyncio.sleep(0.5 * (attempt + 1))
                     else:
+                        # The next heartbeat at a random phase, as a real fleet's
+                        # nodes (connected over days) have, rather than in step
+                        # with the benchmark's connect burst; then one per keepalive.
+                        self.clock.schedule(node, node.connected_at
+                                            + self._keepalive * random.uniform(0.05, 1.0))
                         return
-                self.failed.append(node.node_id)
+                self.failed.append(node.identity.node_id)
 
         await asyncio.gather(*(one(n) for n in self.nodes.values()))
-
-    async def _connect(self, node: SimNode) -> None:
-        will = Will(TOPICS.topic(node.node_id, Channel.STATUS), status("offline"), 1, True)
-        connection = await open_connection(
-            self._host, self._port,
-            connect_packet(node.node_id, node.node_id, node.password,
-                           keepalive=self._keepalive, clean_start=False,
-                           session_expiry_s=SESSION_EXPIRY_S, will=will))
-        await connection.subscribe([TOPICS.subscription(c, node.node_id) for c in (
-            Channel.SCHEDULES, Channel.CAMERAS, Channel.COMMANDS, Channel.ACKS)])
-        node.connection, node.connected_at = connection, time.monotonic()
-        connection.publish(TOPICS.topic(node.node_id, Channel.STATUS), status("online"),
-                           retain=True)
-        # The first heartbeat at once, as the edge node does; the next at a random
-        # phase, as a real fleet's nodes (connected over days) have, rather than
-        # in step with the benchmark's connect burst.
-        self._beat(node, node.connected_at, random.uniform(0.05, 1.0))
-
-    def _beat(self, node: SimNode, now: float, next_in: float | None = None) -> None:
-        assert node.connection is not None
-        node.connection.publish(TOPICS.topic(node.node_id, Channel.HEARTBEAT),
-                                heartbeat(node, now))
-        node.heartbeats += 1
-        factor = random.uniform(0.9, 1.0) if next_in is None else next_in
-        heapq.heappush(self._due, (now + self._keepalive * factor, node.node_id))
-
-    async def heartbeat_forever(self) -> None:
-        while True:
-            now = time.monotonic()
-            while self._due and self._due[0][0] <= now:
-                _, node_id = heapq.heappop(self._due)
-                node = self.nodes[node_id]
-                if not node.gone and node.connection is not None and not node.connection.lost:
-                    self._beat(node, now)
-            await asyncio.sleep(0.05)
 
     def kill(self, close: list[str], freeze: list[str]) -> dict[str, Any]:
         at = time.monotonic()
@@ -225,33 +164,30 @@ class NodeShare:
                 "failed": len(self.failed),
                 "lost": sum(1 for n in live if n.connection is not None and n.connection.lost),
                 "heartbeats": sum(n.heartbeats for n in self.nodes.values()),
+                "late_max": self.clock.late_max,
                 "refused": sum(n.connection.refused for n in self.nodes.values()
                                if n.connection is not None)}
 
     def disconnect_all(self) -> None:
         for node in self.nodes.values():
-            if node.connection is not None and not node.gone:
-                node.connection.disconnect()
+            node.leave()
 
 
 async def worker_main() -> None:
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=1 << 26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    stdin = await sim_nodes.stdin_reader()
     share = NodeShare(json.loads(await stdin.readline()))
     started = time.monotonic()
     # Beating from the start: the first nodes must not go quiet while the last connect.
-    beating = asyncio.create_task(share.heartbeat_forever())
+    beating = asyncio.create_task(share.clock.run())
     await share.connect_all()
-    print(json.dumps({**share.stats(), "seconds": time.monotonic() - started}), flush=True)
+    sim_nodes.to_parent({**share.stats(), "seconds": time.monotonic() - started})
     try:
         while line := await stdin.readline():
             command = json.loads(line)
             if command["cmd"] == "kill":
-                reply = share.kill(command["close"], command["freeze"])
+                sim_nodes.to_parent(share.kill(command["close"], command["freeze"]))
             else:
-                reply = share.stats()
-            print(json.dumps(reply), flush=True)
+                sim_nodes.to_parent(share.stats())
     finally:
         beating.cancel()
         share.disconnect_all()
@@ -443,12 +379,8 @@ class WillWatcher:
             self.offline_at.setdefault(TOPICS.parse(topic).node_id, time.monotonic())
 
     async def start(self, broker: Broker) -> None:
-        self.connection = await open_connection(
-            broker.host, broker.port,
-            connect_packet(f"bench-wills-{secrets.token_hex(4)}", CLOUD_ACCOUNT,
-                           broker.passwords[CLOUD_ACCOUNT], keepalive=60, clean_start=True),
-            on_message=self.on_message)
-        await self.connection.subscribe([TOPICS.subscription(Channel.STATUS)])
+        self.connection = await sim_nodes.cloud_watcher(
+            broker, "wills", [TOPICS.subscription(Channel.STATUS)], self.on_message)
         await asyncio.sleep(2)  # the retained statuses of the whole fleet come first
         self.offline_at.clear()
 
@@ -480,8 +412,14 @@ async def kill_and_time(fleet: Fleet, count: int, keepalive: int) -> dict[str, A
             polls.append(now - asked)
             for row in response.json()["items"]:
                 if row["node_id"] in killed_at and row["node_id"] not in seen:
-                    seen[row["node_id"]] = now
-            await asyncio.sleep(0.25)
+                    seen[row["node_id"]] = now  # an upper bound: it was so by the answer
+            await asyncio.sleep(POLL_S)
+    # The broker's Wills for the silent ones may come later still: wait for them
+    # a while, to tell its share from the cloud's.
+    wills_deadline = min(deadline, min(killed_at.values()) + OFFLINE_FACTOR * keepalive + 20)
+    while (len(wills.offline_at.keys() & killed_at.keys()) < count  # noqa: ASYNC110  # a dict the watcher fills
+           and time.monotonic() < wills_deadline):
+        await asyncio.sleep(0.5)
     if wills.connection is not None:
         wills.connection.disconnect()
     will = wills.offline_at
@@ -515,10 +453,13 @@ async def ingest_report(fleet: Fleet, before: dict[str, float]) -> str:
     """Heartbeats sent against received (read first, so the lag is an upper bound),
     and the batches committed since `before`."""
     now = await ingest_figures(fleet)
-    sent = sum(r["heartbeats"] for r in await fleet.ask_all({"cmd": "stats"}))
+    stats = await fleet.ask_all({"cmd": "stats"})
+    sent = sum(r["heartbeats"] for r in stats)
+    late = max(r["late_max"] for r in stats)
     batches = now["batches"] - before["batches"]
     mean_ms = 1000 * (now["batch_s"] - before["batch_s"]) / batches if batches else 0.0
-    return (f"heartbeats {sent} sent, {now['heartbeats']:.0f} received by the cloud (lag <= "
+    return (f"heartbeats {sent} sent (at most {late:.2f} s after due), "
+            f"{now['heartbeats']:.0f} received by the cloud (lag <= "
             f"{sent - now['heartbeats']:.0f}); {batches:.0f} commits, {mean_ms:.1f} ms each")
 
 
@@ -593,14 +534,15 @@ async def phase_kill(fleet: Fleet, args: argparse.Namespace) -> tuple[bool, set[
     worst = max(offline["close"] + offline["freeze"], default=float("inf"))
     passed = not offline["never"] and worst <= bound
     print(f"vanished nodes shown offline (bound 1.5 x {args.keepalive} s = {bound:.0f} s; "
-          f"the API polled every 0.25 s, slowest answer {offline['poll_s']:.2f} s):\n"
+          f"the API polled every {POLL_S} s, slowest answer {offline['poll_s']:.2f} s):\n"
           f"  socket closed without DISCONNECT: {spread(offline['close'])} after the kill\n"
           f"    (broker's Will {spread(offline['will_after_kill_close'])} after the kill)\n"
           f"  silent (socket open, nothing sent): {spread(offline['freeze'])} after the kill;\n"
           f"    {spread(offline['freeze_from_last_packet'])} after its last packet\n"
           f"    (broker's Will {spread(offline['will_after_last_packet'])} after the last "
           f"packet)\n"
-          f"  API listing offline after the broker's Will: {spread(offline['api_after_will'])}\n"
+          f"  API listing offline minus the broker's Will (negative: the cloud's silence\n"
+          f"    rule came first): {spread(offline['api_after_will'])}\n"
           f"  worst {worst:.1f} s after the kill: {'within' if passed else 'NOT within'} the bound"
           + (f"; never offline: {len(offline['never'])}" if offline["never"] else ""),
           flush=True)
@@ -636,9 +578,6 @@ async def run_phases(fleet: Fleet, args: argparse.Namespace, work: Path) -> bool
 
 
 async def bench(args: argparse.Namespace) -> int:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     work = make_work_dir("cctv-bench-fleet-")
     database = ThrowawayDatabase(args.dsn) if args.database == "postgres" else None
     fleet = start_fleet(args, work, database)
@@ -663,10 +602,7 @@ async def bench(args: argparse.Namespace) -> int:
         if database is not None:
             with contextlib.suppress(Exception):
                 database.drop()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        sim_nodes.remove_work_dir(work, args.keep)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -716,15 +652,8 @@ def main() -> int:
               "broker holds one socket each): raise the hard limit (ulimit -Hn)",
               file=sys.stderr)
         return 2
-    if args.role == "worker":
-        die_with_parent()
-        asyncio.run(worker_main())
-        return 0
-    try:
-        return asyncio.run(bench(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; everything started was stopped", file=sys.stderr)
-        return 130
+    return sim_nodes.run_main(worker_main if args.role == "worker" else None,
+                              lambda: bench(args))
 
 
 if __name__ == "__main__":

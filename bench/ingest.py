@@ -7,10 +7,13 @@ bare MQTT subscriber drains the same broker, in the same run.
 One Mosquitto, started here from the project's mosquitto.conf on a free
 loopback port, with an account for `cctv-cloud` and one per simulated node. K
 nodes (one publisher process, one MQTT 5 connection each, as their own account
-so the ACL applies) publish N valid `recording.segment` events, seq 1.. per
-node, QoS 1, as fast as the broker acknowledges them (up to its Receive
-Maximum in flight per connection; payloads and packets are built before the
-clock starts). The same load goes, in turn, to:
+so the ACL applies) connect as edge nodes do (bench/sim_nodes.py: persistent
+session, Will, retained `online` with keepalive_s and state, a heartbeat at
+once and then one per keepalive, 30 s) and publish N valid `recording.segment`
+events, seq 1.. per node, QoS 1, as fast as the broker acknowledges them (up to
+its Receive Maximum in flight per connection, less one slot kept for the
+node's heartbeat; payloads and packets are built before the clock starts). The
+same load goes, in turn, to:
 
 - bare: a gmqtt MQTT 5 subscriber in a process of its own, on the same shared
   subscription ingest uses (`$share/cctv-ingest/cctv/v1/+/events/#`, QoS 1,
@@ -24,7 +27,9 @@ A rate is N / (last event stored or counted - first publish), both on the
 machine's monotonic clock. For the cloud arms "stored" is the moment the
 cloud's `EventAck` for the last node reaches `upto_seq` = that node's last seq
 (the cloud publishes it only after the commit); a probe event before the clock
-starts proves its subscription is live. Afterwards the database must hold
+starts proves its subscription is live, and the clock starts only once the
+cloud shows every node online (their status, state and first heartbeat
+stored). Afterwards the database must hold
 every published event_id exactly once, one segment row per event, and each
 node's `acked_seq` must equal its last seq with no gaps. The ratios cloud/bare
 come from the same round (the median over `--rounds`); the machine is shared,
@@ -45,8 +50,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,8 +63,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+import httpx
 from sqlalchemy import create_engine, text
 
+from bench import sim_nodes
 from bench.cloud_harness import (
     CLOUD_ACCOUNT,
     DEFAULT_DSN,
@@ -70,7 +75,6 @@ from bench.cloud_harness import (
     ThrowawayDatabase,
     Worker,
     cpu_model,
-    die_with_parent,
     make_work_dir,
     purge_session,
 )
@@ -84,6 +88,7 @@ from bench.mqtt_wire import (
     prepare_publish,
 )
 from bench.py_spy import profile_summary, start_py_spy, stop_py_spy
+from bench.sim_nodes import TOPICS, HeartbeatClock, SimNode, SimNodeIdentity
 from cloud_service.ingest import SHARE_GROUP
 from schemas.codec import encode
 from schemas.events import RecordingSegment, make_event
@@ -96,7 +101,7 @@ PROBE_NODE = "bench-probe"
 SEGMENTS_PER_RECORDING = 100
 SEGMENT_S = 10
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-TOPICS = TopicTable()
+KEEPALIVE_S = 30  # the edge node's default; it heartbeats once per keepalive
 
 
 def node_names(count: int) -> list[str]:
@@ -142,35 +147,41 @@ def build_packets(spec: dict[str, Any]) -> dict[str, list[PreparedPublish]]:
 
 
 async def publisher_main() -> None:
-    """Builds every node's events, connects, reports ready; on "go" publishes them
-    all and reports when the first went out and when the last was acknowledged."""
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    """Builds every node's events, connects the nodes as edge nodes, reports ready;
+    on "go" publishes the events and reports when the first went out and when
+    the last was acknowledged. The nodes heartbeat meanwhile, as edge nodes do."""
+    stdin = await sim_nodes.stdin_reader()
     spec = json.loads(await stdin.readline())
     packets = build_packets(spec)
-    connections: dict[str, MqttConnection] = {}
-    for node_id in spec["nodes"]:
-        connections[node_id] = await open_connection(
-            spec["host"], spec["port"],
-            connect_packet(node_id, node_id, spec["passwords"][node_id], keepalive=60,
-                           clean_start=True))
-    print(json.dumps({"ready": True,
-                      "window": min(c.receive_maximum for c in connections.values())}),
-          flush=True)
-    if not await stdin.readline():  # any line is "go"; EOF: the benchmark is gone
-        return
-    pumps = [PublishPump(connections[n], packets[n]) for n in spec["nodes"]]
-    first = time.monotonic()
-    for pump in pumps:
-        pump.start()
-    await asyncio.gather(*(p.done for p in pumps))
-    acked = time.monotonic()
-    refused = sum(c.refused for c in connections.values())
-    print(json.dumps({"first": first, "acked": acked, "refused": refused}), flush=True)
-    await stdin.readline()  # until told to go, or the benchmark is gone
-    for connection in connections.values():
-        connection.disconnect()
+    nodes = {n: SimNode(SimNodeIdentity(n, spec["passwords"][n], KEEPALIVE_S, spec["session"]))
+             for n in spec["nodes"]}
+    clock = HeartbeatClock(KEEPALIVE_S)
+    beating = asyncio.create_task(clock.run())
+    try:
+        for node in nodes.values():
+            await node.connect(spec["host"], spec["port"])
+            clock.schedule(node, node.connected_at + KEEPALIVE_S)
+        connections = {n: node.connection for n, node in nodes.items()
+                       if node.connection is not None}
+        sim_nodes.to_parent({"ready": True,
+                             "window": min(c.receive_maximum for c in connections.values())})
+        if not await stdin.readline():  # any line is "go"; EOF: the benchmark is gone
+            return
+        # One slot of each node's window is left for its heartbeat.
+        pumps = [PublishPump(connections[n], packets[n], reserve=1) for n in spec["nodes"]]
+        first = time.monotonic()
+        for pump in pumps:
+            pump.start()
+        await asyncio.gather(*(p.done for p in pumps))
+        acked = time.monotonic()
+        sim_nodes.to_parent({"first": first, "acked": acked,
+                             "refused": sum(c.refused for c in connections.values()),
+                             "lost": sum(1 for c in connections.values() if c.lost)})
+        await stdin.readline()  # until told to go, or the benchmark is gone
+    finally:
+        beating.cancel()
+        for node in nodes.values():
+            node.leave()
 
 
 # --- child: the bare subscriber ---------------------------------------------------
@@ -181,9 +192,7 @@ async def counter_main() -> None:
     from gmqtt import Client  # noqa: PLC0415  # only this child needs it
     from gmqtt.mqtt.constants import MQTTv50  # noqa: PLC0415
 
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    stdin = await sim_nodes.stdin_reader()
     spec = json.loads(await stdin.readline())
     expected: int = spec["expected"]
     state = {"count": 0, "first": 0.0, "last": 0.0}
@@ -207,12 +216,12 @@ async def counter_main() -> None:
     await client.connect(spec["host"], spec["port"], keepalive=60, version=MQTTv50)
     client.subscribe(spec["filter"], qos=1)
     await asyncio.wait_for(subscribed.wait(), 30)
-    print(json.dumps({"ready": True}), flush=True)
+    sim_nodes.to_parent({"ready": True})
     waiting = asyncio.ensure_future(stdin.readline())
     finished = asyncio.ensure_future(done.wait())
     await asyncio.wait({waiting, finished}, return_when=asyncio.FIRST_COMPLETED)
-    print(json.dumps({"count": state["count"], "first": state["first"],
-                      "last": state["last"]}), flush=True)
+    sim_nodes.to_parent({"count": state["count"], "first": state["first"],
+                         "last": state["last"]})
     if not waiting.done():
         await waiting
     await client.disconnect()
@@ -246,14 +255,16 @@ class Run:
     dsn: str
     profile_dir: Path | None
     databases: list[ThrowawayDatabase] = field(default_factory=list)
+    connects: int = 0  # the nodes' session: one more on every connect, as on an edge node
 
     @property
     def total(self) -> int:
         return sum(self.counts)
 
     def spec(self, ids_file: Path) -> dict[str, Any]:
+        self.connects += 1
         return {"host": self.broker.host, "port": self.broker.port, "nodes": self.nodes,
-                "counts": self.counts, "ids_file": str(ids_file),
+                "counts": self.counts, "ids_file": str(ids_file), "session": self.connects,
                 "passwords": {n: self.broker.passwords[n] for n in self.nodes}}
 
 
@@ -287,6 +298,30 @@ async def start_publisher(run: Run, tag: str) -> tuple[Worker, Path]:
     return worker, ids_file
 
 
+def publish_problems(published: dict[str, Any]) -> str:
+    problems = [f"{published[k]} {what}" for k, what in (
+        ("refused", "publishes refused by the broker"), ("lost", "node connections lost"))
+        if published.get(k)]
+    return "".join(f", {p}" for p in problems)
+
+
+async def wait_online(cloud: CloudProcess, nodes: int, timeout_s: float = 60) -> None:
+    """Until the cloud shows every node online: their `online`, state and first
+    heartbeat are stored before the clock starts."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(base_url=cloud.base_url, timeout=10.0, headers={
+            "Authorization": f"Bearer {cloud.token}"}) as api:
+        while True:
+            response = await api.get("/api/nodes", params={"online": "true", "limit": 1})
+            response.raise_for_status()
+            if response.json()["total"] >= nodes:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {response.json()['total']} of {nodes} nodes online "
+                                   f"in the cloud after {timeout_s:.0f}s")
+            await asyncio.sleep(0.1)
+
+
 async def run_bare(run: Run, tag: str) -> ArmResult:
     counter = await Worker.start([__file__, "--role", "counter"], run.work / f"{tag}.log")
     publisher: Worker | None = None
@@ -303,9 +338,8 @@ async def run_bare(run: Run, tag: str) -> ArmResult:
         published = await publisher.receive(timeout_s=run.timeout_s)
         counted = await counter.receive(timeout_s=run.timeout_s)
         cpu, others = window.finish()
-        verified = "ok" if counted["count"] == run.total else f"{counted['count']} counted"
-        if published["refused"]:
-            verified += f", {published['refused']} refused by the broker"
+        verified = ("ok" if counted["count"] == run.total else f"{counted['count']} counted"
+                    ) + publish_problems(published)
         return ArmResult("bare", run.total, counted["last"] - published["first"],
                          published["acked"] - published["first"], verified, cpu, others)
     finally:
@@ -337,12 +371,8 @@ class AckWatcher:
             self.all_done.set()
 
     async def start(self, broker: Broker) -> None:
-        self.connection = await open_connection(
-            broker.host, broker.port,
-            connect_packet(f"bench-watch-{secrets.token_hex(4)}", CLOUD_ACCOUNT,
-                           broker.passwords[CLOUD_ACCOUNT], keepalive=60, clean_start=True),
-            on_message=self.on_message)
-        await self.connection.subscribe([TOPICS.subscription(Channel.ACKS)], qos=1)
+        self.connection = await sim_nodes.cloud_watcher(
+            broker, "acks", [TOPICS.subscription(Channel.ACKS)], self.on_message)
 
     async def wait_for(self, last_seq: dict[str, int], timeout_s: float) -> None:
         self._last_seq = last_seq
@@ -431,6 +461,7 @@ async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
         await watcher.start(run.broker)
         await probe(run, watcher)
         publisher, ids_file = await start_publisher(run, tag)
+        await wait_online(cloud, len(run.nodes))
         if run.profile_dir is not None:
             spy = start_py_spy(cloud.pid, run.profile_dir / tag)
         window = CpuWindow({"cloud": cloud.pid, "broker": run.broker.pid or 0,
@@ -450,9 +481,7 @@ async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
             stop_py_spy(spy)
             spy = None
         cloud.stop()
-        verified = verify(cloud.database_url, run, ids_file)
-        if published["refused"]:
-            verified += f", {published['refused']} refused by the broker"
+        verified = verify(cloud.database_url, run, ids_file) + publish_problems(published)
         return ArmResult(arm, run.total, watcher.done_at - published["first"],
                          published["acked"] - published["first"], verified, cpu, others)
     finally:
@@ -535,9 +564,6 @@ async def bench(args: argparse.Namespace) -> int:
           f"{', '.join(arms)}, {args.rounds} round(s); {cpu_model()}, "
           f"{os.cpu_count()} cores; work dir {work}")
     results: list[list[ArmResult]] = []
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         broker.start()
         for number in range(1, args.rounds + 1):
@@ -560,10 +586,7 @@ async def bench(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 database.drop()
         broker.stop()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        sim_nodes.remove_work_dir(work, args.keep)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -597,15 +620,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    if args.role is not None:
-        die_with_parent()
-        asyncio.run(publisher_main() if args.role == "publisher" else counter_main())
-        return 0
-    try:
-        return asyncio.run(bench(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; everything started was stopped", file=sys.stderr)
-        return 130
+    child = {"publisher": publisher_main, "counter": counter_main}.get(args.role or "")
+    return sim_nodes.run_main(child, lambda: bench(args))
 
 
 if __name__ == "__main__":

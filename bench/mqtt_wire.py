@@ -341,14 +341,17 @@ async def open_connection(host: str, port: int, connect: bytes, *,
 
 class PublishPump:
     """Sends pre-built QoS 1 PUBLISH packets on one connection, keeping as many in
-    flight as the broker's Receive Maximum allows, until every one is acknowledged."""
+    flight as the broker's Receive Maximum allows (less `reserve`, left for other
+    publishes on the same connection, such as a node's heartbeat), until every
+    one is acknowledged. PUBACKs of those other publishes are not counted."""
 
-    def __init__(self, connection: MqttConnection, packets: Sequence[PreparedPublish]) -> None:
+    def __init__(self, connection: MqttConnection, packets: Sequence[PreparedPublish], *,
+                 reserve: int = 0) -> None:
         self._connection = connection
         self._packets = packets
         self._next = 0
-        self._in_flight = 0
-        self._window = max(1, connection.receive_maximum)
+        self._in_flight: set[int] = set()
+        self._window = max(1, connection.receive_maximum - reserve)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         connection.on_puback = self._acked
 
@@ -358,15 +361,18 @@ class PublishPump:
         self._fill()
 
     def _fill(self) -> None:
-        connection, packets = self._connection, self._packets
-        while self._in_flight < self._window and self._next < len(packets):
-            connection.write(packets[self._next].with_id(connection.new_id()))
+        connection, packets, in_flight = self._connection, self._packets, self._in_flight
+        while len(in_flight) < self._window and self._next < len(packets):
+            packet_id = connection.new_id()
+            connection.write(packets[self._next].with_id(packet_id))
             self._next += 1
-            self._in_flight += 1
+            in_flight.add(packet_id)
 
-    def _acked(self, _packet_id: int, _reason: int) -> None:
-        self._in_flight -= 1
+    def _acked(self, packet_id: int, _reason: int) -> None:
+        if packet_id not in self._in_flight:
+            return  # another publish on this connection
+        self._in_flight.discard(packet_id)
         if self._next < len(self._packets):
             self._fill()
-        elif self._in_flight == 0 and not self.done.done():
+        elif not self._in_flight and not self.done.done():
             self.done.set_result(None)
