@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, tuple_
+from sqlalchemy import insert, tuple_, update
 from sqlmodel import Session, SQLModel, col, select
 
 from cloud_service import tables
@@ -41,10 +41,15 @@ class StoreResult:
     stored: dict[str, int] = field(default_factory=dict)  # event type -> count
     duplicates: int = 0
     acked: dict[str, int] = field(default_factory=dict)  # node_id -> upto_seq to ack
+    outboxes: dict[str, str] = field(default_factory=dict)  # node_id -> outbox of that ack
 
 
 def ensure_node(session: Session, node_id: str, now: datetime) -> tables.Node:
     return session.get(tables.Node, node_id) or new_node(session, node_id, now)
+
+
+def _outbox(event: Event) -> str:
+    return event.outbox_id or ""
 
 
 def store_events(session: Session, events: Sequence[Event], received_at: datetime) -> StoreResult:
@@ -55,21 +60,22 @@ def store_events(session: Session, events: Sequence[Event], received_at: datetim
     known_ids = set(session.exec(
         select(tables.Event.event_id).where(col(tables.Event.event_id).in_(list(unique)))
     ))
-    pairs = [(e.node_id, e.seq) for e in unique.values()]
-    known_pairs = set(session.exec(
-        select(tables.Event.node_id, tables.Event.seq).where(
-            tuple_(col(tables.Event.node_id), col(tables.Event.seq)).in_(pairs))
-    ).all()) if pairs else set()
-    touched: set[str] = set()
+    keys = [(e.node_id, _outbox(e), e.seq) for e in unique.values()]
+    known_keys = set(session.exec(
+        select(tables.Event.node_id, tables.Event.outbox_id, tables.Event.seq).where(
+            tuple_(col(tables.Event.node_id), col(tables.Event.outbox_id),
+                   col(tables.Event.seq)).in_(keys))
+    ).all()) if keys else set()
+    seen_outboxes = _seen_outboxes(session, {(e.node_id, _outbox(e)) for e in unique.values()})
     fresh: list[Event] = []
     for event in unique.values():
-        touched.add(event.node_id)
-        if event.event_id in known_ids or (event.node_id, event.seq) in known_pairs:
+        key = (event.node_id, _outbox(event), event.seq)
+        if event.event_id in known_ids or key in known_keys:
             if event.event_id not in known_ids:
                 logger.warning("event.seq_conflict node_id=%s seq=%d event_id=%s",
                                event.node_id, event.seq, event.event_id)
             continue
-        known_pairs.add((event.node_id, event.seq))
+        known_keys.add(key)
         fresh.append(event)
         result.stored[event.type] = result.stored.get(event.type, 0) + 1
     result.duplicates = len(events) - sum(result.stored.values())
@@ -78,17 +84,54 @@ def store_events(session: Session, events: Sequence[Event], received_at: datetim
         # projections read, rather than an ORM object, a lookup and an autoflush
         # per event: per-row round trips were most of ingest's time.
         session.execute(insert(_EVENT_TABLE), [
-            {"event_id": e.event_id, "node_id": e.node_id, "seq": e.seq, "type": e.type,
-             "ts": e.ts, "received_at": received_at, "envelope": e.model_dump(mode="json")}
+            {"event_id": e.event_id, "node_id": e.node_id, "outbox_id": _outbox(e),
+             "seq": e.seq, "type": e.type, "ts": e.ts, "received_at": received_at,
+             "envelope": e.model_dump(mode="json")}
             for e in fresh])
         _Projection(session, fresh).apply(fresh)
     session.flush()
-    nodes = _nodes(session, touched, received_at)
+    nodes = _nodes(session, {e.node_id for e in unique.values()}, received_at)
+    for event in fresh:
+        node = nodes[event.node_id]
+        if _outbox(event) != node.outbox_id and (node.node_id, _outbox(event)) not in seen_outboxes:
+            _follow_new_outbox(session, node, _outbox(event))
+        seen_outboxes.add((node.node_id, _outbox(event)))
+    session.flush()
     above = _stored_above(session, list(nodes))
-    for node_id in sorted(touched):
+    for node_id in sorted(nodes):
         result.acked[node_id] = _advance_node(session, nodes[node_id], above[node_id],
                                               received_at)
+        result.outboxes[node_id] = nodes[node_id].outbox_id
     return result
+
+
+def _seen_outboxes(session: Session, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (node_id, outbox_id) have events stored already."""
+    if not pairs:
+        return set()
+    return {(node_id, outbox_id) for node_id, outbox_id in session.exec(
+        select(tables.Event.node_id, tables.Event.outbox_id).distinct().where(
+            tuple_(col(tables.Event.node_id), col(tables.Event.outbox_id)).in_(list(pairs))))}
+
+
+def _follow_new_outbox(session: Session, node: tables.Node, outbox_id: str) -> None:
+    """A node's first event from an outbox never seen before: its data dir was
+    wiped or replaced, and it numbers from 1 again. Track and ack that outbox
+    from now on; a late event of the old one is still stored, never acked.
+    The old disk's segments still waiting for upload will never come: they
+    are shown failed (a late `upload.completed` of the old outbox still wins)."""
+    abandoned = len(session.execute(
+        update(tables.Segment)
+        .where(col(tables.Segment.node_id) == node.node_id,
+               col(tables.Segment.upload_state) == "pending")
+        .values(upload_state="failed")
+        .returning(col(tables.Segment.segment_id))).all()) if node.max_seq else 0
+    logger.log(logging.WARNING if node.max_seq else logging.INFO,
+               "node.new_outbox node_id=%s outbox_id=%s previous=%s acked_seq=%d "
+               "pending_segments_failed=%d", node.node_id, outbox_id, node.outbox_id or "-",
+               node.acked_seq, abandoned)
+    node.outbox_id = outbox_id
+    node.acked_seq = node.max_seq = node.seq_gaps = 0
 
 
 def _nodes(session: Session, node_ids: set[str], now: datetime) -> dict[str, tables.Node]:
@@ -112,6 +155,7 @@ def _stored_above(session: Session, node_ids: Sequence[str]) -> dict[str, list[i
         select(tables.Event.node_id, tables.Event.seq)
         .join(tables.Node, col(tables.Node.node_id) == col(tables.Event.node_id))
         .where(col(tables.Node.node_id).in_(list(node_ids)),
+               col(tables.Event.outbox_id) == col(tables.Node.outbox_id),
                col(tables.Event.seq) > col(tables.Node.acked_seq)))
     for node_id, seq in rows:
         above[node_id].append(seq)

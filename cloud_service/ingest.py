@@ -93,7 +93,7 @@ class Ingest:
         self._on_failure = on_failure
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
-        self._unsent_acks: dict[str, int] = {}  # node_id -> upto_seq not yet published
+        self._unsent_acks: dict[str, EventAck] = {}  # node_id -> ack not yet published
         self._ack_retry: asyncio.TimerHandle | None = None
         self.listeners: list[Callable[[ParsedTopic, Any], None]] = []
 
@@ -179,7 +179,7 @@ class Ingest:
                 for listener in self.listeners:
                     listener(item.topic, item.model)
 
-    def _send_acks(self, acked: dict[str, int]) -> None:
+    def _send_acks(self, acks: dict[str, EventAck]) -> None:
         """Publish each node's EventAck; one that cannot go out now is kept and
         tried again after the next batch, or shortly if none comes.
 
@@ -187,15 +187,13 @@ class Ingest:
         project's mosquitto.conf) of QoS 1 publishes unacknowledged, and gmqtt
         raises beyond that: a batch from more nodes than that, or batches
         faster than the broker's PUBACKs, would otherwise kill this writer and
-        stall ingest for good. Acks are cumulative, so keeping only the latest
-        per node loses nothing.
+        stall ingest for good. Acks are cumulative and batches commit one
+        after the other, so keeping only the latest per node loses nothing.
         """
-        for node_id, upto in acked.items():
-            self._unsent_acks[node_id] = max(upto, self._unsent_acks.get(node_id, 0))
-        for node_id, upto in list(self._unsent_acks.items()):
+        self._unsent_acks.update(acks)
+        for node_id, ack in list(self._unsent_acks.items()):
             try:
-                self._publish(self._topics.topic(node_id, Channel.ACKS),
-                              encode(EventAck(upto_seq=upto)))
+                self._publish(self._topics.topic(node_id, Channel.ACKS), encode(ack))
             except (OverflowError, RuntimeError, OSError) as exc:  # gmqtt: window full; link down
                 ACKS_DEFERRED.inc(len(self._unsent_acks))
                 logger.info("ingest.acks_deferred nodes=%d error=%s", len(self._unsent_acks),
@@ -210,7 +208,7 @@ class Ingest:
         self._ack_retry = None
         self._send_acks({})
 
-    def _commit(self, batch: Sequence[_Pending]) -> dict[str, int]:
+    def _commit(self, batch: Sequence[_Pending]) -> dict[str, EventAck]:
         now = utc_now()
         events = [p.model for p in batch if p.topic.channel is Channel.EVENTS]
         with Session(self._engine) as session:
@@ -244,7 +242,8 @@ class Ingest:
         EVENTS_DUPLICATE.inc(result.duplicates)
         for type_, count in result.stored.items():
             EVENTS_STORED.labels(type_).inc(count)
-        return result.acked
+        return {node_id: EventAck(upto_seq=upto, outbox_id=result.outboxes[node_id] or None)
+                for node_id, upto in result.acked.items()}
 
 
 def _reject(reason: str, topic: str, exc: ValueError) -> int:

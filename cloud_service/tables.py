@@ -33,7 +33,10 @@ class Node(SQLModel, table=True):
     schedules_revision_applied: int = 0
     cameras_revision_desired: int = 0
     cameras_revision_applied: int = 0
-    # Highest seq stored with none missing from 1, and how many are missing above it.
+    # The node's current outbox ("" for one from before outbox ids); seqs are
+    # tracked within it. Highest seq stored with none missing from 1, and how
+    # many are missing above it.
+    outbox_id: str = Field(default="", max_length=63)
     acked_seq: int = 0
     max_seq: int = 0
     seq_gaps: int = 0
@@ -104,12 +107,13 @@ class SegmentOutcome(SQLModel, table=True):
 
 class Event(SQLModel, table=True):
     __table_args__ = (
-        UniqueConstraint("node_id", "seq", name="uq_event_node_seq"),
+        UniqueConstraint("node_id", "outbox_id", "seq", name="uq_event_node_outbox_seq"),
         Index("ix_event_node_received", "node_id", "received_at"),
     )
 
     event_id: str = Field(primary_key=True, max_length=63)
     node_id: str = Field(max_length=63)
+    outbox_id: str = Field(default="", max_length=63)
     seq: int
     type: str = Field(index=True, max_length=40)
     ts: datetime | None = _utc_column()

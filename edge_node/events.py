@@ -24,7 +24,7 @@ class EventEmitter:
         """Store an event of `type_` in the outbox under the next seq."""
         def build(seq: int) -> tuple[str, bytes]:
             event = make_event(type_, event_id=new_id(), node_id=self._node_id, seq=seq,
-                               ts=utc_now(), data=data)
+                               ts=utc_now(), data=data, outbox_id=self._outbox.outbox_id)
             return (self._topics.topic(self._node_id, Channel.EVENTS, event_kind(event)),
                     encode(event))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,17 +48,25 @@ class Connected:
     session: int
 
 
-class SessionCounter:
-    """A number that grows by one on every connect, kept on disk."""
+SESSION_EPOCH = 1_577_836_800  # 2020-01-01T00:00:00Z
 
-    def __init__(self, path: Path) -> None:
+
+class SessionCounter:
+    """A number that grows by one on every connect, kept on disk. A new data
+    dir starts from the seconds since 2020 (an int32 until 2088), above any
+    session the node's previous disk can have reached (one connect a second for
+    all its life), so the cloud takes a replaced or wiped node's `online` for
+    the newest rather than for a late one."""
+
+    def __init__(self, path: Path, now: Callable[[], float] = time.time) -> None:
         self._path = path
+        self._now = now
 
     def next(self) -> int:
         try:
             current = int(self._path.read_text().strip() or 0)
         except FileNotFoundError:
-            current = 0
+            current = max(0, int(self._now()) - SESSION_EPOCH)
         value = current + 1
         write_atomically(self._path, str(value).encode())
         return value

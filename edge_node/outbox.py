@@ -1,7 +1,8 @@
 """The durable outbox: every event is on disk before it is sent.
 
 Each event gets the node's next `seq` (1, 2, 3... with no gaps, across
-restarts) in the same transaction that stores it. It stays until the cloud's
+restarts) in the same transaction that stores it; the outbox's id, made with
+it, tells the cloud when a wiped data dir started numbering again. It stays until the cloud's
 `EventAck` covers it, and is resent after every reconnect or restart.
 Thread-safe; never talks to the network.
 """
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_node.sqlite_store import SqliteStore
+from schemas.ids import new_id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -23,6 +25,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('last_seq', 0), ('acked_seq', 0);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -41,6 +44,23 @@ class OutboxStats:
 
 class Outbox(SqliteStore):
     schema = _SCHEMA
+    #: Names this outbox in every event and ack (see `schemas.events`); None for
+    #: an outbox that numbered events before outboxes had ids, which goes on so.
+    outbox_id: str | None = None
+
+    def open(self) -> None:
+        super().open()
+        with self._lock:
+            db = self._conn
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT value FROM meta WHERE name='outbox_id'").fetchone()
+            if row is None:
+                (last,) = db.execute(
+                    "SELECT value FROM counters WHERE name='last_seq'").fetchone()
+                row = (new_id() if last == 0 else "",)
+                db.execute("INSERT INTO meta VALUES ('outbox_id', ?)", row)
+            db.execute("COMMIT")
+        self.outbox_id = row[0] or None
 
     def append(self, build: Callable[[int], tuple[str, bytes]]) -> int:
         """Store the event `build(seq)` returns under the next seq; return the seq."""

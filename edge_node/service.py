@@ -248,8 +248,11 @@ class EdgeNode:
             case CameraSet():
                 if self._apply_cameras(model):
                     self._report_state()
-            case EventAck(upto_seq=upto):
-                self.outbox.acknowledge(upto)
+            case EventAck(upto_seq=upto, outbox_id=outbox_id):
+                if outbox_id in (None, self.outbox.outbox_id):
+                    self.outbox.acknowledge(upto)
+                else:  # for the outbox of a data dir this node no longer has
+                    logger.warning("ack.other_outbox outbox_id=%s upto_seq=%d", outbox_id, upto)
             case RecordCommand() | StopCommand() | SnapshotCommand() | ResyncCommand():
                 self.commands.handle(model)
                 self.recordings.reconcile(time.monotonic())

@@ -109,6 +109,10 @@ class _Envelope(WireModel):
     node_id: NodeId
     seq: Annotated[int, Field(ge=1)]
     ts: UtcDatetime
+    # The outbox that numbered `seq`: made with the node's data dir, so a node
+    # whose disk was wiped or replaced starts again at seq 1 under a new one,
+    # and the cloud tracks and acks it afresh. Absent from nodes before it.
+    outbox_id: Identifier | None = None
 
 
 class RecordingStartedEvent(_Envelope):
@@ -184,7 +188,8 @@ def event_kind(event: Event) -> str:
 
 
 def make_event(type_: str, *, event_id: str, node_id: str, seq: int, ts: datetime,
-               data: EventData) -> Event:
+               data: EventData, outbox_id: str | None = None) -> Event:
     """Build (and validate) the envelope of an event of `type_`."""
     return EVENT_ADAPTER.validate_python({"event_id": event_id, "node_id": node_id, "seq": seq,
-                                          "ts": ts, "type": type_, "data": data})
+                                          "ts": ts, "type": type_, "data": data,
+                                          "outbox_id": outbox_id})

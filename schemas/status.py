@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.base import WireModel
-from schemas.ids import CameraId, UtcDatetime
+from schemas.ids import CameraId, Identifier, UtcDatetime
 
 NonNegative = Annotated[int, Field(ge=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -37,9 +37,12 @@ class ReportedState(WireModel):
 
 
 class EventAck(WireModel):
-    """The highest seq the cloud has stored with no gap from 1 up to it."""
+    """The highest seq the cloud has stored with no gap from 1 up to it, in
+    the node's outbox `outbox_id` (see the event envelope): a node ignores an
+    ack for another outbox than its own."""
 
     upto_seq: NonNegative
+    outbox_id: Identifier | None = None
 
 
 class SystemInfo(WireModel):

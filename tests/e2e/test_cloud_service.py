@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import signal
 import sqlite3
 import threading
@@ -171,13 +172,17 @@ def wait_applied(cloud: CloudProcess, node_id: str, timeout: float = 30) -> dict
     return found
 
 
-def uploaded_segment(cloud: CloudProcess, camera_id: str) -> dict[str, Any] | None:
-    for recording in cloud.get("/api/recordings", camera_id=camera_id)["items"]:
-        for segment in recording["segments"]:
-            if segment["upload_state"] == "uploaded" and segment["uri"]:
-                found: dict[str, Any] = segment
-                return found
-    return None
+def uploaded_segment(cloud: CloudProcess, camera_id: str,
+                     newest: bool = False) -> dict[str, Any] | None:
+    """An uploaded segment of the camera: the first found, or the newest."""
+    found = [segment
+             for recording in cloud.get("/api/recordings", camera_id=camera_id)["items"]
+             for segment in recording["segments"]
+             if segment["upload_state"] == "uploaded" and segment["uri"]]
+    if not found:
+        return None
+    chosen: dict[str, Any] = max(found, key=lambda s: s["start"]) if newest else found[0]
+    return chosen
 
 
 def crc32c_of(data: bytes) -> str:
@@ -551,6 +556,49 @@ def test_a_deleted_node_is_not_listed_again_from_its_retained_status(
     assert later.metric("cctv_ingest_messages_total", channel="status") == 0
     for each in (cloud, later):
         assert each.node_if_known(node.node_id) is None
+
+
+@pytest.mark.timeout(150)
+def test_a_node_whose_data_dir_was_wiped_is_online_and_loses_no_event(
+        cloud: CloudProcess, edges: EdgeFactory, mjpeg_camera: MjpegCameraFactory) -> None:
+    """A node's disk replaced (data dir wiped, same node id) numbers its events
+    from 1 again under a new outbox and starts a session above the old ones: the
+    cloud shows it online, stores every one of its new events (none taken for a
+    duplicate of the old seqs) and acks them, so its outbox empties."""
+    node_id = "site-wiped"
+    register(cloud, node_id, {"cam-1": mjpeg_camera().url})
+    record_continuously(cloud, "cam-1")
+    edge = edges(node_id)
+    edge.start()
+    before = wait_until(lambda: uploaded_segment(cloud, "cam-1"), 45, "a first segment")
+    assert edge.stop() == 0
+    old = cloud.node(node_id)
+    old_events = cloud.get("/api/events", node_id=node_id, limit=1000)["total"]
+
+    def online_again() -> bool:
+        node = cloud.node(node_id)
+        return bool(node["online"] and node["session"] > old["session"])
+
+    def new_segment() -> bool:
+        newest = uploaded_segment(cloud, "cam-1", newest=True)
+        return newest is not None and newest["segment_id"] != before["segment_id"]
+
+    shutil.rmtree(edge.data_dir)
+    edge.start()
+    wait_until(online_again, 30, "the wiped node to show online")
+    wait_until(new_segment, 45, "a segment from the new disk")
+    assert edge.stop() == 0
+    with sqlite3.connect(edge.data_dir / "outbox.db") as db:
+        (last_seq,) = db.execute("SELECT value FROM counters WHERE name='last_seq'").fetchone()
+        (outbox_id,) = db.execute("SELECT value FROM meta WHERE name='outbox_id'").fetchone()
+        (left,) = db.execute("SELECT count(*) FROM outbox").fetchone()
+    events = cloud.get("/api/events", node_id=node_id, limit=1000)
+    fresh = sorted(e["seq"] for e in events["items"] if e.get("outbox_id") == outbox_id)
+    assert fresh == list(range(1, last_seq + 1)), "every event of the new disk stored"
+    assert events["total"] == old_events + last_seq
+    assert left == 0, "every event acked, for the node's own outbox"
+    assert cloud.node(node_id)["seq_gaps"] == 0
+    assert "ack.other_outbox" not in edge.log()
 
 
 # --- desired state ------------------------------------------------------------------------

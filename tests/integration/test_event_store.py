@@ -54,10 +54,10 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 def event(seq: int, type_: str = "camera.online", data: EventData | None = None, *,
           node_id: str = NODE, event_id: str | None = None,
-          ts: datetime | None = None) -> Event:
+          ts: datetime | None = None, outbox_id: str | None = None) -> Event:
     return make_event(type_, event_id=event_id or new_id(), node_id=node_id, seq=seq,
                       ts=ts or T0 + timedelta(seconds=seq),
-                      data=data or CameraPresence(camera_id="front"))
+                      data=data or CameraPresence(camera_id="front"), outbox_id=outbox_id)
 
 
 def store(engine: Engine, events: Sequence[Event]) -> StoreResult:
@@ -295,6 +295,40 @@ def test_a_hole_holds_the_ack_until_it_is_filled(engine: Engine) -> None:
     assert result.acked == {NODE: 4}
     node = node_row(engine)
     assert (node.acked_seq, node.max_seq, node.seq_gaps) == (4, 4, 0)
+
+
+def test_a_wiped_node_numbering_from_one_in_a_new_outbox_is_tracked_afresh(
+    engine: Engine,
+) -> None:
+    old, new = "outbox-old", "outbox-new"
+    assert store(engine, [event(n, outbox_id=old) for n in (1, 2, 3)]).acked == {NODE: 3}
+    # Two segments of the old disk: one uploaded, one that will now never be.
+    store(engine, [segment_event(1, "seg-up", 1).model_copy(update={"outbox_id": old, "seq": 10}),
+                   segment_event(1, "seg-lost", 1).model_copy(update={"outbox_id": old, "seq": 11}),
+                   uploaded(12, "seg-up").model_copy(update={"outbox_id": old})])
+    # The disk is replaced: seq 1 again, under a new outbox; no conflict, acked from 1.
+    result = store(engine, [event(1, outbox_id=new), event(2, outbox_id=new)])
+    assert result.stored == {"camera.online": 2}
+    assert (result.acked, result.outboxes) == ({NODE: 2}, {NODE: new})
+    node = node_row(engine)
+    assert (node.outbox_id, node.acked_seq, node.max_seq, node.seq_gaps) == (new, 2, 2, 0)
+    assert segment_state(engine, "seg-up")[0] == "uploaded"
+    assert segment_state(engine, "seg-lost") == ("failed", None), "shown as never coming"
+    # A late event of the old outbox is stored, and changes nothing about the new one.
+    late = store(engine, [event(4, outbox_id=old)])
+    assert late.stored == {"camera.online": 1}
+    assert (late.acked, late.outboxes) == ({NODE: 2}, {NODE: new})
+    assert len(stored_ids(engine)) == 9
+    # A hole in the new outbox holds its ack as ever.
+    assert store(engine, [event(4, outbox_id=new)]).acked == {NODE: 2}
+    assert node_row(engine).seq_gaps == 1
+
+
+def test_events_without_an_outbox_id_are_tracked_as_before(engine: Engine) -> None:
+    result = store(engine, [event(1), event(2)])
+    assert (result.acked, result.outboxes) == ({NODE: 2}, {NODE: ""})
+    # The same node upgraded keeps numbering its old outbox, still without an id.
+    assert store(engine, [event(3)]).acked == {NODE: 3}
 
 
 def test_seq_tracking_is_per_node(engine: Engine) -> None:

@@ -3,6 +3,7 @@ acknowledgement, resending order, and concurrent producers."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +44,41 @@ def reopen(box: Outbox, path: Path) -> Outbox:
     again = Outbox(path)
     again.open()
     return again
+
+
+def test_a_new_outbox_has_an_id_of_its_own_that_it_keeps(outbox: Outbox, path: Path,
+                                                          tmp_path: Path) -> None:
+    first = outbox.outbox_id
+    assert first
+    outbox.append(build)
+    again = reopen(outbox, path)
+    try:
+        assert again.outbox_id == first
+    finally:
+        again.close()
+    other = Outbox(tmp_path / "wiped" / "outbox.db")
+    other.open()
+    try:
+        assert other.outbox_id not in (None, first)
+    finally:
+        other.close()
+
+
+def test_an_outbox_from_before_outbox_ids_goes_on_without_one(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:  # the previous version's schema, 7 events numbered
+        db.executescript("""
+            CREATE TABLE outbox (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,
+                                 payload BLOB NOT NULL, created REAL NOT NULL);
+            CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            INSERT INTO counters VALUES ('last_seq', 7), ('acked_seq', 7);""")
+    box = Outbox(path)
+    box.open()
+    try:
+        assert box.outbox_id is None
+        assert box.append(build) == 8
+    finally:
+        box.close()
 
 
 def test_seqs_start_at_one_and_grow_by_one(outbox: Outbox) -> None:
