@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import create_engine
 
 from cloud_service.api import (
@@ -25,6 +25,7 @@ from cloud_service.api import (
 )
 from cloud_service.api.auth import require_token
 from cloud_service.api.context import ApiContext
+from cloud_service.fleet_metrics import FleetCollector
 from schemas.topics import TopicTable
 
 VERSION = "0.1.0"
@@ -43,9 +44,14 @@ def create_app(context: ApiContext) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    fleet = CollectorRegistry(auto_describe=False)
+    fleet.register(FleetCollector(context.engine))
+
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """This process's counters, then the fleet's gauges from the database."""
+        return PlainTextResponse(generate_latest() + generate_latest(fleet),
+                                 media_type=CONTENT_TYPE_LATEST)
 
     return app
 

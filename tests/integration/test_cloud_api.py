@@ -20,11 +20,13 @@ from cloud_service.api.app import create_app
 from cloud_service.api.context import ApiContext
 from cloud_service.database import make_engine, migrate
 from cloud_service.event_store import store_events
+from cloud_service.presence import apply_status
 from schemas.cameras import CameraSet
 from schemas.codec import ADAPTERS, decode
 from schemas.events import CameraPresence, RecordingStarted, make_event
 from schemas.ids import new_id
 from schemas.schedules import ScheduleSet
+from schemas.status import NodeStatus
 from schemas.topics import Channel, TopicTable
 
 TOKEN = "test-token-1"
@@ -442,3 +444,25 @@ def test_list_paging_out_of_range_is_422(api: Api) -> None:
             response = api.client.get(path, params=params)
             assert response.status_code == 422, (path, params)
         assert api.get(path, limit=1000, offset=0) == {"items": [], "total": 0}
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+def test_metrics_carry_the_fleets_gauges_from_the_database(api: Api) -> None:
+    api.node("site-a")  # registered, never heard from
+    api.camera("front", "site-a")  # desired cameras revision 1, applied 0: drifting
+    with Session(api.engine) as session:
+        apply_status(session, "site-b", NodeStatus(
+            state="online", session=1, ts=datetime.now(UTC), version="0.1.0"), datetime.now(UTC))
+        store_events(session, [make_event(
+            "camera.online", event_id=new_id(), node_id="site-b", seq=seq, ts=datetime.now(UTC),
+            data=CameraPresence(camera_id="cam")) for seq in (1, 2, 5, 7)], datetime.now(UTC))
+        session.commit()
+    text = api.client.get("/metrics").text
+    gauges = {name: float(value) for name, value in re.findall(
+        r"^(cctv_fleet_\w+) (\S+)$", text, re.MULTILINE)}
+    assert gauges == {"cctv_fleet_nodes": 2, "cctv_fleet_nodes_online": 1,
+                      "cctv_fleet_seq_gaps": 3, "cctv_fleet_nodes_with_seq_gaps": 1,
+                      "cctv_fleet_nodes_drifting": 1}
+    assert "cctv_api_auth_failures_total" in text, "the process's own counters too"
