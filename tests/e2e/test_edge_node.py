@@ -3,6 +3,7 @@ crash recovery and recording with no broker at all."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from broker.launcher import free_port
 from schemas.cameras import Camera, CameraSet
 from schemas.codec import encode
 from schemas.schedules import ContinuousSchedule, ScheduleSet
+from schemas.status import EventAck
 from schemas.topics import Channel
 from tests.e2e.edge_harness import CloudObserver, EdgeProcess
 from tests.fixtures.broker import Account, RunningMosquitto
@@ -100,3 +102,46 @@ def test_a_node_booted_with_the_broker_down_records_from_its_stored_schedules(
     finally:
         node.stop()
     assert len(stored) >= 2, f"recorded with no broker: {node.log()[-2000:]}"
+
+
+def outbox_depth(data_dir: Path, upto_seq: int | None = None) -> int:
+    """Events in the node's outbox (up to `upto_seq` only, if given)."""
+    with sqlite3.connect(data_dir / "outbox.db") as db:
+        (depth,) = db.execute("SELECT count(*) FROM outbox WHERE seq <= ?",
+                              (upto_seq if upto_seq is not None else 2**62,)).fetchone()
+    return int(depth)
+
+
+@pytest.mark.timeout(90)
+def test_an_ack_for_another_outbox_never_drops_the_nodes_events(
+        mosquitto: RunningMosquitto, node_account: Account, observer: CloudObserver,
+        tmp_path: Path) -> None:
+    """An EventAck meant for the outbox of a disk the node no longer has (a cloud
+    that has not yet seen the new one) leaves the node's events in its outbox;
+    the ack for its own outbox drops them."""
+    observer.ack_events = False
+    # A camera nobody serves: the node reports it failing, event after event.
+    desired_state(observer, f"rtsp://127.0.0.1:{free_port()}/none", segment_seconds=10)
+    node = EdgeProcess(tmp_path / "edge", node_account.username,
+                       mosquitto.url(node_account.username), tmp_path / "storage")
+    node.start()
+    try:
+        first = observer.wait_for(lambda t, _b: "/events/" in t, 30)
+        outbox_id = first["outbox_id"]
+        assert outbox_id
+        time.sleep(1)
+        depth = outbox_depth(node.data_dir)
+        assert depth >= 1
+        observer.publish(Channel.ACKS, encode(EventAck(upto_seq=1000, outbox_id="old-disk")),
+                         retain=False)
+        time.sleep(2)
+        assert outbox_depth(node.data_dir) >= depth, "nothing dropped for another outbox"
+        assert "ack.other_outbox" in node.log()
+        observer.publish(Channel.ACKS, encode(EventAck(upto_seq=depth, outbox_id=outbox_id)),
+                         retain=False)
+        deadline = time.monotonic() + 10
+        while outbox_depth(node.data_dir, depth) > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert outbox_depth(node.data_dir, depth) == 0, "its own ack drops them"
+    finally:
+        node.stop()
