@@ -13,7 +13,6 @@ what arrived meanwhile in one go; never logs the camera's URL.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator
 from typing import Any, get_args
@@ -21,7 +20,7 @@ from typing import Any, get_args
 import av
 import av.error
 
-from edge_node.media_clock import MediaClock, frames_missing
+from edge_node.media_clock import LiveEdge, MediaClock, frames_missing
 from edge_node.recorder_thread import (
     CameraError,
     CameraProbe,
@@ -149,25 +148,18 @@ class CopyRecorder(RecorderThread):
         raise CameraError(f"camera did not open ({', '.join(errors)})")
 
     def _packets(self, container: Any, stream: Any, frame_s: float | None) -> Iterator[Any]:
-        """The camera's packets as they come, pausing whenever caught up with it.
-
-        How long a packet waited for us is its arrival less its media time, less the
-        least such delay seen (the stream's own latency). Less than a frame interval
-        means the next frame has not arrived yet: reading now would only block.
-        """
+        """The camera's packets as they come, with a pause whenever caught up with it."""
         time_base = float(stream.time_base)
-        live_edge_s = min(frame_s or LIVE_EDGE_DEFAULT_S, CATCH_UP_PAUSE_S)
-        least_delay = math.inf
+        edge = LiveEdge(min(frame_s or LIVE_EDGE_DEFAULT_S, CATCH_UP_PAUSE_S))
         try:
             for packet in container.demux(stream):
                 dts = packet.dts
                 if dts is None or packet.pts is None:
                     continue  # the end-of-stream flush packet, or one from before probing
                 self._received(packet.size)
-                delay = self.last_packet_at - dts * time_base
-                least_delay = min(least_delay, delay)
+                caught_up = edge.caught_up(dts * time_base, self.last_packet_at)
                 yield packet
-                if delay - least_delay < live_edge_s:
+                if caught_up:
                     self._stopping.wait(CATCH_UP_PAUSE_S)
         except (av.error.FFmpegError, OSError) as exc:
             raise CameraError(f"stream broke: {type(exc).__name__}") from None

@@ -4,11 +4,13 @@ A camera's packets reach us late and unevenly (an RTSP session hands over
 seconds of buffered packets at once when it opens), so arrival time is a poor
 capture time. Media timestamps are exact relative to each other; the wall
 clock is anchored on the least-delayed packet seen, i.e. the smallest
-`arrival - media time`. Pure: the caller supplies both clocks.
+`arrival - media time`. The same anchor tells a reader whether it has caught up
+with a live stream (`LiveEdge`). Pure: the caller supplies both clocks.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,3 +41,23 @@ def frames_missing(previous_dts: int | None, dts: int, frame_ticks: float | None
     if previous_dts is None or frame_ticks is None or frame_ticks <= 0 or dts <= previous_dts:
         return 0
     return max(0, round((dts - previous_dts) / frame_ticks) - 1)
+
+
+@dataclass
+class LiveEdge:
+    """Whether a reader has caught up with a live stream, from each packet's media
+    time and the moment it was read (any one clock, seconds).
+
+    A packet's delay is when it was read less its media time; the least delay seen
+    is the stream's own latency, so a packet's wait is its delay less that. A wait
+    shorter than `frame_s` means the next frame cannot have arrived yet: reading on
+    would only block until it does. Pure: the caller supplies both times.
+    """
+
+    frame_s: float
+    least_delay_s: float = math.inf
+
+    def caught_up(self, media_s: float, read_s: float) -> bool:
+        delay = read_s - media_s
+        self.least_delay_s = min(self.least_delay_s, delay)
+        return delay - self.least_delay_s < self.frame_s

@@ -1,5 +1,5 @@
 """Pure timing helpers of the recorders: frame-rate estimate, pacing, media
-clock anchoring and lost-frame counting."""
+clock anchoring, catching up with a live stream and lost-frame counting."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge_node.decoded_recorder import DEFAULT_FPS, estimate_fps, frames_due
-from edge_node.media_clock import MediaClock, frames_missing
+from edge_node.media_clock import LiveEdge, MediaClock, frames_missing
 
 
 def test_estimate_fps_uses_the_median_interval_and_ignores_one_late_frame() -> None:
@@ -51,3 +51,26 @@ def test_frames_missing_counts_the_frames_a_dts_gap_skipped() -> None:
     assert frames_missing(0, 8000, 6000) == 0  # jitter below half a frame
     assert frames_missing(18000, 6000, 6000) == 0  # a step backwards counts nothing
     assert frames_missing(0, 18000, None) == 0
+
+
+def test_live_edge_pauses_only_once_the_backlog_is_read() -> None:
+    edge = LiveEdge(frame_s=0.1)
+    assert edge.caught_up(0.0, 5.0)  # read as it arrived: the next frame is not there yet
+    # The reader stalled: frames 1-5 arrived at 5.1 ... 5.5 and are all read at 5.55.
+    waits = [edge.caught_up(n / 10, 5.55) for n in range(1, 6)]
+    assert waits == [False, False, False, False, True]
+    assert edge.caught_up(0.6, 5.62)  # back at the live edge, 20 ms after it arrived
+
+
+@given(st.floats(min_value=-1e6, max_value=1e6),
+       st.lists(st.floats(min_value=0, max_value=5), min_size=1, max_size=50))
+def test_live_edge_is_caught_up_exactly_when_a_packet_waited_less_than_a_frame(
+        latency: float, waits: list[float]) -> None:
+    frame_s = 1 / 15
+    edge = LiveEdge(frame_s)
+    assert edge.caught_up(0.0, latency)  # the first packet is read as it arrives
+    for n, wait in enumerate(waits, start=1):
+        arrived = latency + n * frame_s
+        caught_up = edge.caught_up(n * frame_s, arrived + wait)
+        if abs(wait - frame_s) > 1e-6:  # float rounding at the boundary
+            assert caught_up == (wait < frame_s)
