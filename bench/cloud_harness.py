@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import resource
 import secrets
 import signal
@@ -306,6 +307,27 @@ class CloudProcess:
 
     def log_tail(self, lines: int = 15) -> str:
         return tail(self.log_path, lines)
+
+    def api(self, timeout_s: float = 60.0) -> httpx.AsyncClient:
+        """A client of its REST API with its bearer token."""
+        return httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s,
+                                 headers={"Authorization": f"Bearer {self.token}"})
+
+    async def ingest_counters(self) -> dict[str, float]:
+        """Its own ingest counters from /metrics: heartbeats received, batches
+        committed and the seconds they took (their differences over a phase give
+        events per commit and the time per commit)."""
+        async with self.api() as api:
+            text = (await api.get("/metrics")).text
+        figures = {}
+        for key, pattern in (
+                ("heartbeats", r'cctv_ingest_messages_total\{channel="heartbeat"\}'),
+                ("events", r'cctv_ingest_messages_total\{channel="events"\}'),
+                ("batches", "cctv_ingest_batch_seconds_count"),
+                ("batch_s", "cctv_ingest_batch_seconds_sum")):
+            match = re.search(pattern + r" ([0-9.e+]+)", text)
+            figures[key] = float(match.group(1)) if match else 0.0
+        return figures
 
     def stop(self, timeout_s: float = 20.0) -> None:
         proc, self._proc = self._proc, None

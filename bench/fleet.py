@@ -58,7 +58,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import secrets
 import statistics
 import sys
@@ -242,8 +241,7 @@ class Fleet:
         return pids
 
     def api(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.cloud.base_url, timeout=60.0,
-                                 headers={"Authorization": f"Bearer {self.cloud.token}"})
+        return self.cloud.api()
 
     async def ask_all(self, command: dict[str, Any], timeout_s: float = 60) -> list[dict[str, Any]]:
         for worker in self.workers:
@@ -436,23 +434,10 @@ async def kill_and_time(fleet: Fleet, count: int, keepalive: int) -> dict[str, A
             "never": sorted(set(victims) - seen.keys()), "gone": set(victims)}
 
 
-async def ingest_figures(fleet: Fleet) -> dict[str, float]:
-    """The cloud's own counters: heartbeats received, batches committed and their time."""
-    async with fleet.api() as api:
-        text = (await api.get("/metrics")).text
-    figures = {}
-    for key, pattern in (("heartbeats", r'cctv_ingest_messages_total\{channel="heartbeat"\}'),
-                         ("batches", "cctv_ingest_batch_seconds_count"),
-                         ("batch_s", "cctv_ingest_batch_seconds_sum")):
-        match = re.search(pattern + r" ([0-9.e+]+)", text)
-        figures[key] = float(match.group(1)) if match else 0.0
-    return figures
-
-
 async def ingest_report(fleet: Fleet, before: dict[str, float]) -> str:
     """Heartbeats sent against received (read first, so the lag is an upper bound),
     and the batches committed since `before`."""
-    now = await ingest_figures(fleet)
+    now = await fleet.cloud.ingest_counters()
     stats = await fleet.ask_all({"cmd": "stats"})
     sent = sum(r["heartbeats"] for r in stats)
     late = max(r["late_max"] for r in stats)
@@ -492,7 +477,7 @@ async def phase_connect(fleet: Fleet, args: argparse.Namespace, work: Path) -> b
 
 
 async def phase_steady(fleet: Fleet, args: argparse.Namespace) -> None:
-    before = await ingest_figures(fleet)
+    before = await fleet.cloud.ingest_counters()
     with Phase("steady heartbeats", fleet.pids()) as phase:
         await asyncio.sleep(args.steady)
     print(f"steady, {args.nodes / args.keepalive:.0f} heartbeats/s: "
@@ -501,7 +486,7 @@ async def phase_steady(fleet: Fleet, args: argparse.Namespace) -> None:
 
 
 async def phase_api(fleet: Fleet, args: argparse.Namespace) -> bool:
-    before = await ingest_figures(fleet)
+    before = await fleet.cloud.ingest_counters()
     spy = start_py_spy(fleet.cloud.pid, args.profile / "api") if args.profile else None
     try:
         with Phase("API load", fleet.pids()) as phase:

@@ -2,7 +2,8 @@
 bare MQTT subscriber drains the same broker, in the same run.
 
     cd /work/main && .venv/bin/python bench/ingest.py [--events 20000] [--nodes 20]
-        [--rounds 1] [--arms bare,sqlite,postgres] [--profile DIR] [--quick] [--keep]
+        [--rounds 1] [--arms bare,sqlite,postgres] [--clouds 1] [--profile DIR] [--quick]
+        [--keep]
 
 One Mosquitto, started here from the project's mosquitto.conf on a free
 loopback port, with an account for `cctv-cloud` and one per simulated node. K
@@ -22,6 +23,10 @@ same load goes, in turn, to:
   file;
 - postgres: `cctv cloud` on a fresh PostgreSQL database (created from
   template0, dropped at the end).
+
+`--clouds N` runs N `cctv cloud` processes per cloud arm on the same database,
+splitting the events through the shared subscription as DESIGN.md's scale-out
+does (each must have received the probe before the clock starts).
 
 A rate is N / (last event stored or counted - first publish), both on the
 machine's monotonic clock. For the cloud arms "stored" is the moment the
@@ -63,7 +68,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import httpx
 from sqlalchemy import create_engine, text
 
 from bench import sim_nodes
@@ -78,7 +82,7 @@ from bench.cloud_harness import (
     make_work_dir,
     purge_session,
 )
-from bench.linux_counters import box_times, cpu_seconds, cpu_seconds_of
+from bench.linux_counters import box_times, cpu_seconds_of
 from bench.mqtt_wire import (
     MqttConnection,
     PreparedPublish,
@@ -239,6 +243,8 @@ class ArmResult:
     verified: str
     cpu_s: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds
     others_busy: float = 0.0  # cores busy with processes not ours, on average
+    commits: float = 0.0  # the cloud's ingest batches committed over the arm
+    commit_s: float = 0.0  # and the seconds they took, from its own /metrics
 
     @property
     def rate(self) -> float:
@@ -256,6 +262,7 @@ class Run:
     profile_dir: Path | None
     databases: list[ThrowawayDatabase] = field(default_factory=list)
     connects: int = 0  # the nodes' session: one more on every connect, as on an edge node
+    clouds: int = 1  # `cctv cloud` processes per cloud arm, splitting the shared subscription
 
     @property
     def total(self) -> int:
@@ -272,16 +279,17 @@ class CpuWindow:
     """CPU seconds of named processes (and of the PostgreSQL backends serving the
     cloud, as "db"), and of the whole box, over a window."""
 
-    def __init__(self, pids: dict[str, int], db_pids: Sequence[int] = ()) -> None:
+    def __init__(self, pids: dict[str, Sequence[int]], db_pids: Sequence[int] = ()) -> None:
         self._pids = pids
         self._db_pids = list(db_pids)
-        self._start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self._start = {name: cpu_seconds_of(list(group)) for name, group in pids.items()}
         self._db_start = cpu_seconds_of(self._db_pids)
         self._box = box_times()
         self._t = time.monotonic()
 
     def finish(self) -> tuple[dict[str, float], float]:
-        used = {name: cpu_seconds(pid) - self._start[name] for name, pid in self._pids.items()}
+        used = {name: cpu_seconds_of(list(group)) - self._start[name]
+                for name, group in self._pids.items()}
         used["db"] = cpu_seconds_of(self._db_pids) - self._db_start
         box = box_times()
         wall = time.monotonic() - self._t
@@ -309,8 +317,7 @@ async def wait_online(cloud: CloudProcess, nodes: int, timeout_s: float = 60) ->
     """Until the cloud shows every node online: their `online`, state and first
     heartbeat are stored before the clock starts."""
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=cloud.base_url, timeout=10.0, headers={
-            "Authorization": f"Bearer {cloud.token}"}) as api:
+    async with cloud.api() as api:
         while True:
             response = await api.get("/api/nodes", params={"online": "true", "limit": 1})
             response.raise_for_status()
@@ -332,8 +339,8 @@ async def run_bare(run: Run, tag: str) -> ArmResult:
             "filter": TopicTable.shared(SHARE_GROUP, TOPICS.subscription(Channel.EVENTS))})
         await counter.receive(timeout_s=30)
         publisher, _ = await start_publisher(run, tag)
-        window = CpuWindow({"subscriber": counter.pid, "broker": run.broker.pid or 0,
-                            "publisher": publisher.pid})
+        window = CpuWindow({"subscriber": [counter.pid], "broker": [run.broker.pid or 0],
+                            "publisher": [publisher.pid]})
         await publisher.send({"go": True})
         published = await publisher.receive(timeout_s=run.timeout_s)
         counted = await counter.receive(timeout_s=run.timeout_s)
@@ -381,9 +388,10 @@ class AckWatcher:
         await asyncio.wait_for(self.all_done.wait(), timeout_s)
 
 
-async def probe(run: Run, watcher: AckWatcher) -> None:
-    """One event from a node of its own, stored and acknowledged: the cloud is
-    subscribed and has committed once before the clock starts."""
+async def probe(run: Run, watcher: AckWatcher, clouds: Sequence[CloudProcess]) -> None:
+    """One event from a node of its own, stored and acknowledged, and received by
+    every cloud process (the shared subscription deals it round robin): each is
+    subscribed, and one has committed, before the clock starts."""
     connection = await open_connection(
         run.broker.host, run.broker.port,
         connect_packet(PROBE_NODE, PROBE_NODE, run.broker.passwords[PROBE_NODE],
@@ -395,7 +403,9 @@ async def probe(run: Run, watcher: AckWatcher) -> None:
             connection.publish(topic, payload)  # again until stored: idempotent
             with contextlib.suppress(TimeoutError):
                 await watcher.wait_for({PROBE_NODE: 1}, timeout_s=2)
-                return
+                received = [(await c.ingest_counters())["events"] for c in clouds]
+                if all(received):
+                    return
             if time.monotonic() > deadline:
                 raise RuntimeError("the cloud never acknowledged the probe event")
     finally:
@@ -442,30 +452,62 @@ def _expanding(name: str) -> Any:
     return bindparam(name, expanding=True)
 
 
+async def ingest_counters(clouds: Sequence[CloudProcess]) -> dict[str, float]:
+    """The cloud processes' ingest counters, summed."""
+    total: dict[str, float] = {}
+    for cloud in clouds:
+        for key, value in (await cloud.ingest_counters()).items():
+            total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def cloud_processes(run: Run, tag: str, database: ThrowawayDatabase | None
+                    ) -> list[CloudProcess]:
+    """`run.clouds` cloud processes on one database (the first one's SQLite file
+    when not PostgreSQL), each with a session of its own in the shared subscription."""
+    token = secrets.token_urlsafe(16)
+    clouds = [CloudProcess(run.work / tag, run.broker,
+                           database_url=database.url if database else None,
+                           client_id=f"bench-ingest-{tag}", token=token)]
+    for index in range(1, run.clouds):
+        clouds.append(CloudProcess(run.work / f"{tag}-{index}", run.broker,
+                                   database_url=clouds[0].database_url,
+                                   client_id=f"bench-ingest-{tag}-{index}", token=token))
+    return clouds
+
+
+async def stop_clouds(run: Run, clouds: Sequence[CloudProcess]) -> None:
+    for cloud in clouds:
+        cloud.stop()
+        with contextlib.suppress(Exception):  # the broker may be gone on Ctrl-C
+            await purge_session(run.broker, cloud.client_id)
+
+
 async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
     database: ThrowawayDatabase | None = None
     if arm == "postgres":
         database = ThrowawayDatabase(run.dsn)
         run.databases.append(database)
         database.create()
-    cloud = CloudProcess(run.work / tag, run.broker,
-                         database_url=database.url if database else None,
-                         client_id=f"bench-ingest-{tag}", token=secrets.token_urlsafe(16))
+    clouds = cloud_processes(run, tag, database)
+    cloud = clouds[0]
     last_seq = dict(zip(run.nodes, run.counts, strict=True))
     watcher = AckWatcher(last_seq)
     publisher: Worker | None = None
     spy: subprocess.Popen[bytes] | None = None
     try:
-        cloud.start()
-        await cloud.wait_healthy()
+        for each in clouds:  # one after the other: each runs the migrations first
+            each.start()
+            await each.wait_healthy()
         await watcher.start(run.broker)
-        await probe(run, watcher)
+        await probe(run, watcher, clouds)
         publisher, ids_file = await start_publisher(run, tag)
         await wait_online(cloud, len(run.nodes))
         if run.profile_dir is not None:
             spy = start_py_spy(cloud.pid, run.profile_dir / tag)
-        window = CpuWindow({"cloud": cloud.pid, "broker": run.broker.pid or 0,
-                            "publisher": publisher.pid},
+        counters = await ingest_counters(clouds)
+        window = CpuWindow({"cloud": [c.pid for c in clouds], "broker": [run.broker.pid or 0],
+                            "publisher": [publisher.pid]},
                            database.backend_pids() if database else [])
         waiting = asyncio.ensure_future(watcher.wait_for(last_seq, run.timeout_s))
         await publisher.send({"go": True})
@@ -477,13 +519,16 @@ async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
             raise RuntimeError(f"{arm}: only {stored} of {run.total} events acknowledged "
                                f"after {run.timeout_s:.0f}s; log {cloud.log_path}") from None
         cpu, others = window.finish()
+        after = await ingest_counters(clouds)
         if spy is not None:
             stop_py_spy(spy)
             spy = None
-        cloud.stop()
+        await stop_clouds(run, clouds)
         verified = verify(cloud.database_url, run, ids_file) + publish_problems(published)
         return ArmResult(arm, run.total, watcher.done_at - published["first"],
-                         published["acked"] - published["first"], verified, cpu, others)
+                         published["acked"] - published["first"], verified, cpu, others,
+                         after["batches"] - counters["batches"],
+                         after["batch_s"] - counters["batch_s"])
     finally:
         if spy is not None:
             stop_py_spy(spy)
@@ -491,9 +536,7 @@ async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
             await publisher.stop()
         if watcher.connection is not None:
             watcher.connection.disconnect()
-        cloud.stop()
-        with contextlib.suppress(Exception):  # the broker may be gone on Ctrl-C
-            await purge_session(run.broker, cloud.client_id)
+        await stop_clouds(run, clouds)
         if database is not None:
             database.drop()
 
@@ -524,6 +567,16 @@ def report(results: list[list[ArmResult]], arms: list[str]) -> bool:
                   f"{ratio:>6} {r.publish_s:>6.2f} {cpu[0]:>13.2f} {cpu[1]:>6.2f} "
                   f"{cpu[2]:>5.2f} {r.cpu_s.get('db', 0.0):>5.2f} {per_event:>6.0f} "
                   f"{r.others_busy:>6.2f}  {r.verified}")
+    print("\ncloud arms: the cloud's commits (its /metrics), and its CPU over the wall time "
+          "(1.00: one core\nbusy throughout, the most one ingest process's Python gets; "
+          "summed over --clouds processes):")
+    for number, round_results in enumerate(results, 1):
+        for r in round_results:
+            if r.arm != "bare" and r.commits:
+                per_commit_ms = 1000 * r.commit_s / r.commits
+                print(f"{number:>5} {r.arm:<9} {r.commits:>6.0f} commits, "
+                      f"{r.events / r.commits:>5.1f} events and {per_commit_ms:5.1f} ms each; "
+                      f"cloud CPU/wall {r.cpu_s['cloud'] / r.seconds:.2f}")
     print("\nsummary (median over rounds; ratio = median of per-round ratios to bare):")
     ok = True
     for arm in arms:
@@ -559,9 +612,11 @@ async def bench(args: argparse.Namespace) -> int:
     broker = Broker(work / "broker", [CLOUD_ACCOUNT, PROBE_NODE, *nodes])
     profile_dir: Path | None = args.profile
     run = Run(broker, nodes, split(args.events, args.nodes), work,
-              timeout_s=max(120.0, args.events / 100), dsn=args.dsn, profile_dir=profile_dir)
+              timeout_s=max(120.0, args.events / 100), dsn=args.dsn, profile_dir=profile_dir,
+              clouds=args.clouds)
     print(f"ingest benchmark: {run.total} events from {len(nodes)} nodes, arms "
-          f"{', '.join(arms)}, {args.rounds} round(s); {cpu_model()}, "
+          f"{', '.join(arms)}, {args.clouds} cloud process(es) per cloud arm, "
+          f"{args.rounds} round(s); {cpu_model()}, "
           f"{os.cpu_count()} cores; work dir {work}")
     results: list[list[ArmResult]] = []
     try:
@@ -595,6 +650,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "draining the same broker, same run; checks every event stored once.")
     parser.add_argument("--events", type=int, default=20000, help="events per arm (20000)")
     parser.add_argument("--nodes", type=int, default=20, help="simulated nodes (20)")
+    parser.add_argument("--clouds", type=int, default=1,
+                        help="`cctv cloud` processes per cloud arm, on one database, splitting "
+                             "the event stream by the shared subscription (1)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of all arms; medians are reported (1)")
     parser.add_argument("--arms", default=",".join(ARMS),
@@ -613,8 +671,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.profile:
         args.profile = Path(args.profile).resolve()
         args.profile.mkdir(parents=True, exist_ok=True)
-    if args.events < args.nodes or args.nodes < 1 or args.rounds < 1:
-        parser.error("need --nodes >= 1, --events >= --nodes, --rounds >= 1")
+    if args.events < args.nodes or args.nodes < 1 or args.rounds < 1 or args.clouds < 1:
+        parser.error("need --nodes >= 1, --events >= --nodes, --rounds >= 1, --clouds >= 1")
     return args
 
 
