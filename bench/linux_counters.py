@@ -1,5 +1,6 @@
-"""Linux's own counters, read from /proc: a process's CPU time, the whole box's
-busy time, and UDP datagrams the kernel dropped on a process's sockets.
+"""Linux's own counters, read from /proc: a process's CPU time and context
+switches, the whole box's busy time, and UDP datagrams the kernel dropped on a
+process's sockets.
 
 Only reads; never signals or changes a process. A process that is gone reads
 as zero rather than raising, since benchmark children may exit at any time.
@@ -40,6 +41,29 @@ def cpu_seconds(pid: int) -> float:
 
 def cpu_seconds_of(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
+
+
+def voluntary_context_switches(pid: int) -> int:
+    """Times the threads of `pid` now alive went to sleep (waiting for data, a lock,
+    a timer): each is one wakeup later. Ended threads are not counted."""
+    switches = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    for task in tasks:
+        try:
+            status = (task / "status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended while we looked
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                switches += int(line.split()[1])
+    return switches
+
+
+def voluntary_context_switches_of(pids: list[int]) -> int:
+    return sum(voluntary_context_switches(pid) for pid in pids)
 
 
 @dataclass(frozen=True)

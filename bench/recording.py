@@ -109,7 +109,8 @@ def print_arm(arm: ArmRun, seconds: float) -> None:
           f"recorded {rec.seconds:7.1f} cam-s of {arm.cameras * seconds:5.0f}  "
           f"missing frames {rec.missing_frames:>4}  failed {arm.failed}  "
           f"CPU {arm.life_cpu_s:6.2f} s  per cam-s {arm.cpu_per_recorded_camera_s:.5f} "
-          f"(steady {arm.steady_cpu_per_camera_s:.5f})",
+          f"(steady {arm.steady_cpu_per_camera_s:.5f}, {arm.sleeps_per_camera_s:.0f} thread "
+          f"sleeps per cam-s)",
           flush=True)
 
 

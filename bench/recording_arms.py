@@ -4,7 +4,8 @@ An arm is a set of recorder processes started together, left to record for a
 fixed time and then ended with SIGINT (so files are finished properly). Its CPU
 is counted two ways, both per process so the sources' own CPU never enters:
 over the whole life of its processes (wait4), and over a steady window after
-the cameras have opened (/proc/<pid>/stat). What it recorded is read back from
+the cameras have opened (the kernel's per-process CPU clock), where the times
+its threads went to sleep are counted too. What it recorded is read back from
 the files it wrote.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.child_processes import end_all, spawn
-from bench.linux_counters import cpu_seconds_of
+from bench.linux_counters import cpu_seconds_of, voluntary_context_switches_of
 from bench.segment_files import FileStats, file_stats, total, video_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +30,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Window:
-    """CPU of the arm's processes between two instants of steady recording."""
+    """CPU of the arm's processes between two instants of steady recording, and how
+    often their threads went to sleep meanwhile (each sleep is a wakeup later)."""
 
     cpu_s: float
     wall_s: float
+    sleeps: int = 0
 
 
 @dataclass
@@ -60,6 +63,10 @@ class ArmRun:
     @property
     def steady_cpu_per_camera_s(self) -> float:
         return self.window.cpu_s / (self.window.wall_s * self.cameras)
+
+    @property
+    def sleeps_per_camera_s(self) -> float:
+        return self.window.sleeps / (self.window.wall_s * self.cameras)
 
     @property
     def failed(self) -> int:
@@ -109,11 +116,13 @@ def run_groups(groups: list[list[subprocess.Popen[bytes]]], seconds: float, warm
     try:
         sleep_until(launched + warmup_s)
         cpu_start = [cpu_seconds_of([p.pid for p in group]) for group in groups]
+        sleeps_start = [voluntary_context_switches_of([p.pid for p in group]) for group in groups]
         wall_start = time.monotonic()
         if at_window_start:
             at_window_start()
         sleep_until(launched + seconds)
         cpu_end = [cpu_seconds_of([p.pid for p in group]) for group in groups]
+        sleeps_end = [voluntary_context_switches_of([p.pid for p in group]) for group in groups]
         wall = time.monotonic() - wall_start
         if at_window_end:
             at_window_end()  # while the processes still hold their sockets
@@ -122,7 +131,8 @@ def run_groups(groups: list[list[subprocess.Popen[bytes]]], seconds: float, warm
     finally:
         if not ended:
             end_all(procs)
-    return lives, [Window(end - start, wall) for start, end in zip(cpu_start, cpu_end, strict=True)]
+    return lives, [Window(cpu_end[i] - cpu_start[i], wall, sleeps_end[i] - sleeps_start[i])
+                   for i in range(len(groups))]
 
 
 def run_processes(procs: list[subprocess.Popen[bytes]], seconds: float, warmup_s: float,

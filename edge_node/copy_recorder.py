@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, get_args
 
 import av
@@ -61,8 +62,34 @@ LIVE_EDGE_DEFAULT_S = 1 / 30  # frame interval assumed when the camera's is unkn
 # datagrams (bench/recording.py). The kernel caps the request at
 # net.core.rmem_max; memory is only used while a thread lags.
 UDP_RECEIVE_BUFFER_BYTES = 4 << 20
+
+
+def _rmem_max() -> int:
+    try:
+        return int(Path("/proc/sys/net/core/rmem_max").read_text())
+    except (OSError, ValueError):
+        return 212_992  # Linux's usual default
+
+
+# What a pause may let queue in the socket buffer: half of what it holds. The kernel
+# caps SO_RCVBUF at net.core.rmem_max (208 KiB on a stock Debian box), and charges
+# each datagram's buffers against it (2.3 kB per 1.4 kB datagram on loopback, more
+# from some NICs), so the buffer holds about its requested size in payload. With a
+# 208 KiB buffer, 8 Mbit/s cameras (250 kB key frames) lost 74 frames a minute to
+# unbounded 0.2 s pauses, and none with this bound (which then forbids pausing).
+PAUSE_QUEUE_BYTES = min(UDP_RECEIVE_BUFFER_BYTES, _rmem_max()) // 2
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 COPYABLE: tuple[str, ...] = ("h264", "hevc")
+
+
+def catch_up_pause_s(bytes_per_s: float, largest_frame_bytes: int, queue_bytes: int) -> float:
+    """How long to sleep once caught up with a camera: CATCH_UP_PAUSE_S, or less if
+    what the camera sends meanwhile might not fit in `queue_bytes` of socket buffer
+    (counting a whole frame, which arrives in one burst); 0 if not even that fits."""
+    room = queue_bytes - largest_frame_bytes
+    if room <= 0 or bytes_per_s <= 0:
+        return 0.0
+    return min(CATCH_UP_PAUSE_S, room / bytes_per_s)
 
 
 def transports(setting: str) -> list[str]:
@@ -151,16 +178,25 @@ class CopyRecorder(RecorderThread):
         """The camera's packets as they come, with a pause whenever caught up with it."""
         time_base = float(stream.time_base)
         edge = LiveEdge(min(frame_s or LIVE_EDGE_DEFAULT_S, CATCH_UP_PAUSE_S))
+        began = time.monotonic()
+        largest = 0  # bytes of the largest frame, once a key frame has come
         try:
             for packet in container.demux(stream):
                 dts = packet.dts
                 if dts is None or packet.pts is None:
                     continue  # the end-of-stream flush packet, or one from before probing
-                self._received(packet.size)
+                size = packet.size
+                self._received(size)
+                if largest or packet.is_keyframe:
+                    largest = max(largest, size)
                 caught_up = edge.caught_up(dts * time_base, self.last_packet_at)
                 yield packet
-                if caught_up:
-                    self._stopping.wait(CATCH_UP_PAUSE_S)
+                if caught_up and largest:
+                    # Over at least a second: what opening buffered comes out at once.
+                    seconds = max(1.0, self.last_packet_at - began)
+                    pause_s = catch_up_pause_s(self.bytes / seconds, largest, PAUSE_QUEUE_BYTES)
+                    if pause_s > 0:
+                        self._stopping.wait(pause_s)
         except (av.error.FFmpegError, OSError) as exc:
             raise CameraError(f"stream broke: {type(exc).__name__}") from None
         raise CameraError("stream ended")

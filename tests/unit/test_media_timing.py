@@ -1,5 +1,6 @@
 """Pure timing helpers of the recorders: frame-rate estimate, pacing, media
-clock anchoring, catching up with a live stream and lost-frame counting."""
+clock anchoring, catching up with a live stream (and how long to pause then) and
+lost-frame counting."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge_node.copy_recorder import CATCH_UP_PAUSE_S, catch_up_pause_s
 from edge_node.decoded_recorder import DEFAULT_FPS, estimate_fps, frames_due
 from edge_node.media_clock import LiveEdge, MediaClock, frames_missing
 
@@ -74,3 +76,13 @@ def test_live_edge_is_caught_up_exactly_when_a_packet_waited_less_than_a_frame(
         caught_up = edge.caught_up(n * frame_s, arrived + wait)
         if abs(wait - frame_s) > 1e-6:  # float rounding at the boundary
             assert caught_up == (wait < frame_s)
+
+
+def test_a_pause_only_lets_queue_what_the_socket_buffer_holds() -> None:
+    # 1.5 Mbit/s with 72 kB key frames and 2 MiB to queue in: the full pause.
+    assert catch_up_pause_s(190_000, 72_000, 2 << 20) == CATCH_UP_PAUSE_S
+    # 8 Mbit/s, 250 kB key frames, 400 kB of room: what the rest of the room takes.
+    assert catch_up_pause_s(1_000_000, 250_000, 400_000) == 0.15
+    # A stock box (rmem_max 208 KiB): a key frame alone could fill the half allowed.
+    assert catch_up_pause_s(1_000_000, 250_000, 106_496) == 0.0
+    assert catch_up_pause_s(0.0, 0, 2 << 20) == 0.0
