@@ -62,6 +62,7 @@ import secrets
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,28 +199,34 @@ async def worker_main() -> None:
 
 @dataclass
 class Phase:
-    """CPU seconds of our processes, and of everything else, over one phase."""
+    """CPU seconds of our processes, and of everything else, over one phase.
+
+    The groups are read again at the end: PostgreSQL backends the cloud opens
+    during the phase (its pool grows under API load) count as "db", with their
+    whole life's CPU, rather than as other processes."""
 
     name: str
-    pids: dict[str, list[int]]
+    groups: Callable[[], dict[str, list[int]]]
     seconds: float = 0.0
     cores: dict[str, float] = field(default_factory=dict)
     others: float = 0.0
-    _start: dict[str, float] = field(default_factory=dict)
+    pids: dict[str, list[int]] = field(default_factory=dict)  # the groups at the end
+    _start: dict[int, float] = field(default_factory=dict)
     _box: Any = None
     _t: float = 0.0
 
     def __enter__(self) -> Phase:
-        self._start = {k: sum(cpu_seconds(p) for p in v) for k, v in self.pids.items()}
+        self._start = {p: cpu_seconds(p) for group in self.groups().values() for p in group}
         self._box, self._t = box_times(), time.monotonic()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.seconds = time.monotonic() - self._t
         box = box_times()
+        self.pids = self.groups()
         wall = max(self.seconds, 1e-9)
-        self.cores = {k: (sum(cpu_seconds(p) for p in v) - self._start[k]) / wall
-                      for k, v in self.pids.items()}
+        self.cores = {k: sum(cpu_seconds(p) - self._start.get(p, 0.0) for p in group) / wall
+                      for k, group in self.pids.items()}
         busy = (box.busy_s - self._box.busy_s) / wall
         self.others = max(0.0, busy - sum(self.cores.values()))
 
@@ -465,7 +472,7 @@ def print_phase(phase: Phase) -> None:
 
 async def phase_connect(fleet: Fleet, args: argparse.Namespace, work: Path) -> bool:
     await spawn_workers(fleet, args, work)
-    with Phase("connect", fleet.pids()) as phase:
+    with Phase("connect", fleet.pids) as phase:
         connected = await connect_nodes(fleet, args)
         presence_s, seen = await wait_presence(fleet, args.nodes, timeout_s=600)
     print(f"connect: {connected['connected']} of {args.nodes} nodes in "
@@ -478,7 +485,7 @@ async def phase_connect(fleet: Fleet, args: argparse.Namespace, work: Path) -> b
 
 async def phase_steady(fleet: Fleet, args: argparse.Namespace) -> None:
     before = await fleet.cloud.ingest_counters()
-    with Phase("steady heartbeats", fleet.pids()) as phase:
+    with Phase("steady heartbeats", fleet.pids) as phase:
         await asyncio.sleep(args.steady)
     print(f"steady, {args.nodes / args.keepalive:.0f} heartbeats/s: "
           f"{await ingest_report(fleet, before)}", flush=True)
@@ -489,7 +496,7 @@ async def phase_api(fleet: Fleet, args: argparse.Namespace) -> bool:
     before = await fleet.cloud.ingest_counters()
     spy = start_py_spy(fleet.cloud.pid, args.profile / "api") if args.profile else None
     try:
-        with Phase("API load", fleet.pids()) as phase:
+        with Phase("API load", fleet.pids) as phase:
             latency = await load_api(fleet, args.clients, args.requests, args.nodes)
     finally:
         if spy is not None:
@@ -513,7 +520,7 @@ async def phase_api(fleet: Fleet, args: argparse.Namespace) -> bool:
 
 
 async def phase_kill(fleet: Fleet, args: argparse.Namespace) -> tuple[bool, set[str]]:
-    with Phase("kill", fleet.pids()) as phase:
+    with Phase("kill", fleet.pids) as phase:
         offline = await kill_and_time(fleet, args.kill, args.keepalive)
     bound = OFFLINE_FACTOR * args.keepalive
     worst = max(offline["close"] + offline["freeze"], default=float("inf"))

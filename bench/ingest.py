@@ -60,7 +60,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,7 +82,7 @@ from bench.cloud_harness import (
     make_work_dir,
     purge_session,
 )
-from bench.linux_counters import box_times, cpu_seconds_of
+from bench.linux_counters import box_times, cpu_seconds, cpu_seconds_of
 from bench.mqtt_wire import (
     MqttConnection,
     PreparedPublish,
@@ -277,20 +277,23 @@ class Run:
 
 class CpuWindow:
     """CPU seconds of named processes (and of the PostgreSQL backends serving the
-    cloud, as "db"), and of the whole box, over a window."""
+    cloud, as "db": read again at the end, a backend opened meanwhile counts
+    with its whole life), and of the whole box, over a window."""
 
-    def __init__(self, pids: dict[str, Sequence[int]], db_pids: Sequence[int] = ()) -> None:
+    def __init__(self, pids: dict[str, Sequence[int]],
+                 db_pids: Callable[[], list[int]] = list) -> None:
         self._pids = pids
-        self._db_pids = list(db_pids)
+        self._db_pids = db_pids
         self._start = {name: cpu_seconds_of(list(group)) for name, group in pids.items()}
-        self._db_start = cpu_seconds_of(self._db_pids)
+        self._db_start = {pid: cpu_seconds(pid) for pid in db_pids()}
         self._box = box_times()
         self._t = time.monotonic()
 
     def finish(self) -> tuple[dict[str, float], float]:
         used = {name: cpu_seconds_of(list(group)) - self._start[name]
                 for name, group in self._pids.items()}
-        used["db"] = cpu_seconds_of(self._db_pids) - self._db_start
+        used["db"] = sum(cpu_seconds(pid) - self._db_start.get(pid, 0.0)
+                         for pid in self._db_pids())
         box = box_times()
         wall = time.monotonic() - self._t
         busy_cores = (box.busy_s - self._box.busy_s) / wall if wall > 0 else 0.0
@@ -508,7 +511,7 @@ async def run_cloud(run: Run, arm: str, tag: str) -> ArmResult:
         counters = await ingest_counters(clouds)
         window = CpuWindow({"cloud": [c.pid for c in clouds], "broker": [run.broker.pid or 0],
                             "publisher": [publisher.pid]},
-                           database.backend_pids() if database else [])
+                           database.backend_pids if database else list)
         waiting = asyncio.ensure_future(watcher.wait_for(last_seq, run.timeout_s))
         await publisher.send({"go": True})
         published = await publisher.receive(timeout_s=run.timeout_s)

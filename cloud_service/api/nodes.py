@@ -90,13 +90,19 @@ class NodeIn(BaseModel):
 @router.get("")
 def list_nodes(session: DbSession, limit: Limit = 100, offset: Offset = 0,
                online: Annotated[bool | None, Query()] = None) -> Page[NodeOut]:
-    query = select_columns(*_LISTED)  # sqlmodel's select takes at most four
+    page = select(_NODE.node_id)
     counted = select(func.count()).select_from(_NODE)
     if online is not None:
-        query = query.where(col(_NODE.online) == online)
+        page = page.where(col(_NODE.online) == online)
         counted = counted.where(col(_NODE.online) == online)
     total = session.exec(counted).one()
-    rows = session.execute(query.order_by(col(_NODE.node_id)).offset(offset).limit(limit))
+    # The page's ids first, then their columns: PostgreSQL computes the listed
+    # columns (the heartbeat fields parsed from JSON) of every row it skips for
+    # the offset, which made a page at offset 5,000 cost 30 ms instead of 5.
+    page = page.order_by(col(_NODE.node_id)).offset(offset).limit(limit)
+    rows = session.execute(select_columns(*_LISTED)  # sqlmodel's select takes at most four
+                           .where(col(_NODE.node_id).in_(page.scalar_subquery()))
+                           .order_by(col(_NODE.node_id)))
     return Page(items=[NodeOut.listed(r) for r in rows], total=total)
 
 
