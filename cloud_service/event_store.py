@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, tuple_, update
+from sqlalchemy import insert, update
 from sqlmodel import Session, SQLModel, col, select
 
 from cloud_service import tables
+from cloud_service.database import insert_skipping_conflicts
 from cloud_service.node_rows import heard_from, new_node
 from cloud_service.sequencing import advance
 from schemas.events import (
@@ -57,45 +58,18 @@ def store_events(session: Session, events: Sequence[Event], received_at: datetim
     unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.event_id, event)
-    known_ids = set(session.exec(
-        select(tables.Event.event_id).where(col(tables.Event.event_id).in_(list(unique)))
-    ))
-    keys = [(e.node_id, _outbox(e), e.seq) for e in unique.values()]
-    known_keys = set(session.exec(
-        select(tables.Event.node_id, tables.Event.outbox_id, tables.Event.seq).where(
-            tuple_(col(tables.Event.node_id), col(tables.Event.outbox_id),
-                   col(tables.Event.seq)).in_(keys))
-    ).all()) if keys else set()
-    seen_outboxes = _seen_outboxes(session, {(e.node_id, _outbox(e)) for e in unique.values()})
-    fresh: list[Event] = []
-    for event in unique.values():
-        key = (event.node_id, _outbox(event), event.seq)
-        if event.event_id in known_ids or key in known_keys:
-            if event.event_id not in known_ids:
-                logger.warning("event.seq_conflict node_id=%s seq=%d event_id=%s",
-                               event.node_id, event.seq, event.event_id)
-            continue
-        known_keys.add(key)
-        fresh.append(event)
+    inserted = _insert_new(session, list(unique.values()), received_at)
+    fresh = [e for e in unique.values() if e.event_id in inserted]
+    for event in fresh:
         result.stored[event.type] = result.stored.get(event.type, 0) + 1
-    result.duplicates = len(events) - sum(result.stored.values())
+    result.duplicates = len(events) - len(fresh)
+    if len(fresh) < len(unique):
+        _log_seq_conflicts(session, [e for e in unique.values() if e.event_id not in inserted])
     if fresh:
-        # One multi-row INSERT per table and one SELECT per table for what the
-        # projections read, rather than an ORM object, a lookup and an autoflush
-        # per event: per-row round trips were most of ingest's time.
-        session.execute(insert(_EVENT_TABLE), [
-            {"event_id": e.event_id, "node_id": e.node_id, "outbox_id": _outbox(e),
-             "seq": e.seq, "type": e.type, "ts": e.ts, "received_at": received_at,
-             "envelope": e.model_dump(mode="json")}
-            for e in fresh])
         _Projection(session, fresh).apply(fresh)
     session.flush()
     nodes = _nodes(session, {e.node_id for e in unique.values()}, received_at)
-    for event in fresh:
-        node = nodes[event.node_id]
-        if _outbox(event) != node.outbox_id and (node.node_id, _outbox(event)) not in seen_outboxes:
-            _follow_new_outbox(session, node, _outbox(event))
-        seen_outboxes.add((node.node_id, _outbox(event)))
+    _follow_new_outboxes(session, nodes, fresh)
     session.flush()
     above = _stored_above(session, list(nodes))
     for node_id in sorted(nodes):
@@ -105,13 +79,50 @@ def store_events(session: Session, events: Sequence[Event], received_at: datetim
     return result
 
 
-def _seen_outboxes(session: Session, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these (node_id, outbox_id) have events stored already."""
-    if not pairs:
+def _insert_new(session: Session, events: Sequence[Event], received_at: datetime) -> set[str]:
+    """Insert the events in one statement, skipping any whose event_id, or whose
+    seq in its node's outbox, is stored already; returns the event_ids inserted.
+
+    The database does the dedup in the insert: a lookup of the batch's keys
+    first cost more than the insert (an IN over 500 (node, outbox, seq) tuples
+    scanned SQLite's whole index and took PostgreSQL 50 ms to plan)."""
+    if not events:
         return set()
-    return {(node_id, outbox_id) for node_id, outbox_id in session.exec(
-        select(tables.Event.node_id, tables.Event.outbox_id).distinct().where(
-            tuple_(col(tables.Event.node_id), col(tables.Event.outbox_id)).in_(list(pairs))))}
+    statement = insert_skipping_conflicts(session, _EVENT_TABLE).returning(
+        _EVENT_TABLE.c.event_id)
+    return set(session.execute(statement, [
+        {"event_id": e.event_id, "node_id": e.node_id, "outbox_id": _outbox(e),
+         "seq": e.seq, "type": e.type, "ts": e.ts, "received_at": received_at,
+         "envelope": e.model_dump(mode="json")}
+        for e in events]).scalars())
+
+
+def _log_seq_conflicts(session: Session, skipped: Sequence[Event]) -> None:
+    """Of the events not inserted, those whose event_id is new reused a stored
+    seq: a node that lost its outbox without a new outbox_id. Logged, not stored."""
+    known = set(session.exec(select(tables.Event.event_id).where(
+        col(tables.Event.event_id).in_([e.event_id for e in skipped]))))
+    for event in skipped:
+        if event.event_id not in known:
+            logger.warning("event.seq_conflict node_id=%s seq=%d event_id=%s",
+                           event.node_id, event.seq, event.event_id)
+
+
+def _follow_new_outboxes(session: Session, nodes: dict[str, tables.Node],
+                         fresh: Sequence[Event]) -> None:
+    """Follow each node to an outbox it reports from for the first time (no event
+    of it stored before this batch). Only events from another outbox than the
+    node's current one cost a query: after a wipe, or late ones of an old disk."""
+    others: dict[tuple[str, str], list[str]] = {}
+    for event in fresh:
+        if _outbox(event) != nodes[event.node_id].outbox_id:
+            others.setdefault((event.node_id, _outbox(event)), []).append(event.event_id)
+    for (node_id, outbox_id), batch_ids in others.items():
+        seen_before = session.exec(select(tables.Event.event_id).where(
+            tables.Event.node_id == node_id, tables.Event.outbox_id == outbox_id,
+            col(tables.Event.event_id).not_in(batch_ids)).limit(1)).first()
+        if seen_before is None:
+            _follow_new_outbox(session, nodes[node_id], outbox_id)
 
 
 def _follow_new_outbox(session: Session, node: tables.Node, outbox_id: str) -> None:

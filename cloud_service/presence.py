@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col
 
 from cloud_service import tables
+from cloud_service.database import insert_skipping_conflicts
 from cloud_service.event_store import ensure_node
 from cloud_service.node_rows import heard_from
 from schemas.commands import CommandReply
@@ -98,8 +97,5 @@ def log_heartbeats(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert heartbeat log rows, skipping those stored already: every cloud
     process receives every heartbeat (presence must not depend on which one
     is up), and a redelivered one comes again."""
-    table = SQLModel.metadata.tables["heartbeat_log"]
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(postgresql_insert(table).on_conflict_do_nothing(), list(rows))
-    else:
-        session.execute(sqlite_insert(table).on_conflict_do_nothing(), list(rows))
+    session.execute(insert_skipping_conflicts(session, SQLModel.metadata.tables["heartbeat_log"]),
+                    list(rows))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from prometheus_client import Counter
 from sqlalchemy import Engine
@@ -26,8 +27,11 @@ MARKED_SILENT = Counter("cctv_nodes_marked_silent_total",
 
 
 def sweep(engine: Engine) -> list[tuple[str, int]]:
+    """Marks the nodes whose deadline falls before the next sweep: waiting for
+    that one would show them offline up to a sweep late (and a node's deadline
+    counts from its message's commit, a little after its arrival)."""
     with Session(engine) as session:
-        marked = mark_silent_offline(session, utc_now())
+        marked = mark_silent_offline(session, utc_now() + timedelta(seconds=SWEEP_EVERY_S))
         session.commit()
     return marked
 
