@@ -1,10 +1,13 @@
 """Recording for sources that must be decoded: MJPEG over HTTP and USB devices.
 
-OpenCV reads and decodes the frames and writes them with a codec it can
-write (MP4V). Frames go into one segment file until `segment_seconds` of
-wall-clock time have passed; a segment is sealed (released, fsynced,
-checksummed) before it is reported. Runs in its own thread per camera and
-never lets an exception escape it; the camera's URL is never logged.
+OpenCV reads and decodes the frames; PyAV's libx264 encodes them into
+fragmented MP4 (H.264 plays in every browser, where OpenCV's own MP4V writer
+makes files no browser plays, and a fragmented file cut short by a crash
+still plays up to its last fragment, where MP4V's lost its index). Frames go
+into one segment file until `segment_seconds` of wall-clock time have passed;
+a segment is sealed (flushed, fsynced, checksummed) before it is reported.
+Runs in its own thread per camera and never lets an exception escape it; the
+camera's URL is never logged.
 """
 
 from __future__ import annotations
@@ -12,8 +15,14 @@ from __future__ import annotations
 import itertools
 import logging
 from datetime import datetime
+from fractions import Fraction
+from typing import cast
 
+import av
+import av.error
 import cv2
+import numpy as np
+from av.video.stream import VideoStream
 from cv2.typing import MatLike
 
 from edge_node.recorder_thread import (
@@ -22,14 +31,26 @@ from edge_node.recorder_thread import (
     RecorderThread,
     RecordingRequest,
 )
-from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file, write_sidecar
+from edge_node.segments import (
+    FRAGMENTED_MP4,
+    SealedSegment,
+    crc32c_of_file,
+    fsync_file,
+    write_sidecar,
+)
 from schemas.events import Codec
 from schemas.ids import new_id, utc_now
 
 logger = logging.getLogger(__name__)
 
-FOURCC = "mp4v"
-CODEC: Codec = "mpeg4"  # FFmpeg's name for what MP4V writes
+ENCODER = "libx264"
+CODEC: Codec = "h264"
+# Cheap on a small box, no frame held back; a key frame (so a fragment) every 2 s.
+ENCODER_OPTIONS: dict[str, object] = {"preset": "veryfast", "tune": "zerolatency", "crf": "26"}
+KEY_FRAME_EVERY_S = 2.0
+# Each fragment goes to the file when complete, not when 32 KiB have gathered in
+# the muxer's buffer: a small camera's fragments are smaller than that.
+OUTPUT_OPTIONS = {**FRAGMENTED_MP4, "flush_packets": "1"}
 DEFAULT_FPS = 10.0
 FPS_PROBE_FRAMES = 8
 OPEN_TIMEOUT_MS = 5000
@@ -72,10 +93,19 @@ class _SegmentWriter:
         self.start: datetime | None = None
         self.end: datetime | None = None
         self.frames = 0
-        self.size = size
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*FOURCC), fps, size)
-        if not self._writer.isOpened():
-            raise CameraError(f"cannot open a {FOURCC} writer for {self.path.name}")
+        # 4:2:0 needs even dimensions: an odd last row or column is cropped.
+        self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        try:
+            self._output = av.open(str(self.path), "w", format="mp4", options=OUTPUT_OPTIONS)
+            self._stream = cast(VideoStream, self._output.add_stream(
+                ENCODER, rate=Fraction(fps).limit_denominator(1001)))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise CameraError(f"cannot open a {ENCODER} writer for {self.path.name}: "
+                              f"{type(exc).__name__}") from None
+        self._stream.width, self._stream.height = self.size
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = dict(ENCODER_OPTIONS)
+        self._stream.codec_context.gop_size = max(1, round(KEY_FRAME_EVERY_S * fps))
 
     def write(self, frame: MatLike, arrived: float, at: datetime) -> None:
         if self.opened_at is None:
@@ -84,15 +114,20 @@ class _SegmentWriter:
                           camera_id=self.request.camera_id, start=at, codec=CODEC,
                           width=self.size[0], height=self.size[1])
         due = frames_due(arrived - self.opened_at, self.fps)
+        width, height = self.size
+        picture = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(frame[:height, :width], dtype=np.uint8), format="bgr24")
         # After a stall, repeat at most a second's worth; the gap stays visible.
         for _ in range(min(due - self.frames, int(self.fps) + 1)):
-            self._writer.write(frame)
+            picture.pts = self.frames
+            self._output.mux(self._stream.encode(picture))
             self.frames += 1
         self.start = self.start or at
         self.end = at
 
     def seal(self, request: RecordingRequest) -> SealedSegment | None:
-        self._writer.release()
+        self._output.mux(self._stream.encode(None))  # what the encoder still holds
+        self._output.close()
         if self.frames == 0 or self.start is None or self.end is None:
             self.path.unlink(missing_ok=True)
             return None

@@ -18,6 +18,9 @@ import google_crc32c
 from schemas.events import Codec
 
 CHUNK = 1 << 20
+# How every recorder writes MP4: a fragment per key frame, so a file cut short
+# by a crash or a power loss plays up to its last fragment.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 
 
 @dataclass(frozen=True)

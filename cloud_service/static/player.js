@@ -5,9 +5,9 @@
 import { mediaUrl } from "./api.js";
 import { bytes, clock, dateTime, duration, h } from "./dom.js";
 
-const UNDECODABLE = "This browser cannot decode this segment's video. Cameras the node decodes "
-  + "(MJPEG, USB) are stored as MPEG-4 Part 2, which browsers do not play: download it for a "
-  + "desktop player.";
+const UNDECODABLE = "This browser cannot decode this segment's video (H.265 cameras are copied "
+  + "as they are, and segments from older nodes that decoded MJPEG or USB cameras are MPEG-4 "
+  + "Part 2, which browsers do not play): download it for a desktop player.";
 
 // `navigate(step)` is called with -1 or +1 by the previous/next buttons.
 export function createPlayer(navigate) {
