@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 GRACE_S = 15.0  # long enough for a recorder to seal a segment or ffmpeg to write a trailer
 
@@ -70,3 +75,26 @@ def end_all(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGINT) -> l
     for proc in procs:
         signal_group(proc, sig)
     return [reap(proc) for proc in procs]
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: every finally block runs
+
+
+def run_in_work_dir(prefix: str, body: Callable[[Path], None], *, keep: bool = False) -> int:
+    """Run `body` in a fresh temporary directory, removed afterwards unless `keep`.
+    Ctrl-C and SIGTERM unwind through every `finally` that ends a child; the exit
+    code is 0, or 130 when interrupted."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        body(work)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process started has been ended", file=sys.stderr)
+        return 130
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0

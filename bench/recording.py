@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from bench.child_processes import run_in_work_dir
 from bench.recording_arms import ArmRun, run_ffmpeg_arm, run_paired_arms, run_worker_arm
 from bench.recording_scale import BEHIND_LAG_S, ScaleStep, run_scale_step
 from bench.rtsp_fleet import ClipInfo, RtspFleet, describe_clip, encode_busy_clip
@@ -87,10 +84,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.segment_seconds = args.segment_seconds or (4 if quick else 10)
     args.scale = sorted(args.scale or ([8, 16] if quick else [25, 50, 100, 120]))
     return args
-
-
-def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: every finally block runs
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
@@ -251,20 +244,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    work = Path(tempfile.mkdtemp(prefix="bench-recording-"))
-    try:
+
+    def body(work: Path) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, work dir {work}")
         run(args, work)
-    except KeyboardInterrupt:
-        print("\ninterrupted: every process started has been ended", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+
+    return run_in_work_dir("bench-recording-", body, keep=args.keep)
 
 
 if __name__ == "__main__":

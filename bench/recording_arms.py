@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,12 @@ def ffmpeg_segmenter_cmd(url: str, directory: Path, segment_seconds: int) -> lis
 
 
 def worker_cmd(mode: str, urls: list[str], directory: Path, report: Path,
-               segment_seconds: int, *, track_lag: bool = False) -> list[str]:
+               segment_seconds: int, *, track_lag: bool = False,
+               extra: Sequence[str] = ()) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
     return [sys.executable, "-m", "bench.recording_worker", mode, "--out", str(directory),
             "--report", str(report), "--segment-seconds", str(segment_seconds),
-            *(["--track-lag"] if track_lag else []), *urls]
+            *(["--track-lag"] if track_lag else []), *extra, *urls]
 
 
 def spawn_worker(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -162,7 +163,7 @@ def run_worker_arm(name: str, mode: str, urls: list[str], workdir: Path, *, seco
                   camera_files(workdir / "out", len(urls), fps), report, [proc.returncode])
 
 
-def _spawn_ffmpeg_segmenters(urls: list[str], workdir: Path, segment_seconds: int,
+def spawn_ffmpeg_segmenters(urls: list[str], workdir: Path, segment_seconds: int,
                              ) -> list[subprocess.Popen[bytes]]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -179,7 +180,7 @@ def run_ffmpeg_arm(name: str, urls: list[str], workdir: Path, *, seconds: float,
                    warmup_s: float, segment_seconds: int, fps: float) -> ArmRun:
     """The baseline: one `ffmpeg -c copy -f segment` process per camera."""
     workdir.mkdir(parents=True)
-    procs = _spawn_ffmpeg_segmenters(urls, workdir, segment_seconds)
+    procs = spawn_ffmpeg_segmenters(urls, workdir, segment_seconds)
     lives, window = run_processes(procs, seconds, warmup_s)
     return ArmRun(name, len(urls), len(procs), sum(lives), window,
                   camera_files(workdir / "out", len(urls), fps),
@@ -197,7 +198,7 @@ def run_paired_arms(urls: list[str], workdir: Path, *, seconds: float, warmup_s:
     worker = spawn_worker(worker_cmd("copy", urls, ours_dir / "out", report_path,
                                      segment_seconds), ours_dir / "worker.log")
     try:
-        ffmpeg = _spawn_ffmpeg_segmenters(urls, ffmpeg_dir, segment_seconds)
+        ffmpeg = spawn_ffmpeg_segmenters(urls, ffmpeg_dir, segment_seconds)
     except BaseException:
         end_all([worker])
         raise

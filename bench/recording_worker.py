@@ -6,7 +6,10 @@ in one Python process, the way the edge node runs them (a thread per camera).
 
 `copy` is edge_node's CopyRecorder (stream copy, fragmented MP4 segments);
 `opencv` decodes with cv2.VideoCapture and re-encodes with cv2.VideoWriter
-(MP4V), the decode + re-encode baseline. Records until SIGINT, SIGTERM or EOF
+(MP4V), the decode + re-encode baseline. For comparing variants of the copy
+recorder (bench/recording_variants.py), `--set NAME=NUMBER` overrides a constant
+of edge_node.copy_recorder and `--pyav-read-timeout` reads as the recorder did
+before it used FFmpeg's own RTSP timeout. Records until SIGINT, SIGTERM or EOF
 on stdin (the benchmark holds the other end, so the worker also ends if the
 benchmark dies), then writes a JSON report. Never prints camera URLs.
 """
@@ -28,6 +31,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import av
+
+from edge_node import copy_recorder
 from edge_node.copy_recorder import CopyRecorder
 from edge_node.recorder_thread import CameraProbe, RecorderCallbacks, RecordingRequest
 from edge_node.segments import SealedSegment
@@ -65,6 +71,35 @@ class LagTrackingCopyRecorder(CopyRecorder):
             yield packet
 
 
+class PyAvReadTimeout(CopyRecorder):
+    """CopyRecorder opened as it was before FFmpeg's own RTSP read timeout was used:
+    PyAV's read timeout, whose interrupt callback takes the GIL on every poll of
+    the demuxer. RTP over UDP only, as rtsp-server-perl serves."""
+
+    def _open(self) -> Any:
+        return av.open(self.request.url, options={
+            "rtsp_transport": "udp",
+            "analyzeduration": str(round(copy_recorder.PROBE_S * 1e6)),
+            "buffer_size": str(copy_recorder.UDP_RECEIVE_BUFFER_BYTES)},
+            timeout=(copy_recorder.OPEN_TIMEOUT_S, copy_recorder.READ_TIMEOUT_S))
+
+
+def recorder_class(track_lag: bool, pyav_read_timeout: bool) -> type[CopyRecorder]:
+    bases = ((LagTrackingCopyRecorder,) if track_lag else ()) + (
+        (PyAvReadTimeout,) if pyav_read_timeout else ())
+    return type("BenchCopyRecorder", bases, {}) if bases else CopyRecorder
+
+
+def override_constants(settings: list[str]) -> None:
+    """`NAME=NUMBER`: replace a numeric constant of edge_node.copy_recorder."""
+    for setting in settings:
+        name, _, text = setting.partition("=")
+        current = getattr(copy_recorder, name, None)
+        if not name.isupper() or not isinstance(current, int | float):
+            raise SystemExit(f"--set {setting}: not a numeric constant of copy_recorder")
+        setattr(copy_recorder, name, type(current)(float(text)))
+
+
 class CameraLog:
     """What one camera's recorder reported through its callbacks."""
 
@@ -85,10 +120,9 @@ class CameraLog:
         self.online_after_s = time.monotonic() - self.started
 
 
-def _record_copy(urls: list[str], out: Path, segment_seconds: int, track_lag: bool,
-                 stop: threading.Event) -> dict[str, Any]:
+def _record_copy(urls: list[str], out: Path, segment_seconds: int,
+                 cls: type[CopyRecorder], stop: threading.Event) -> dict[str, Any]:
     started = time.monotonic()
-    cls = LagTrackingCopyRecorder if track_lag else CopyRecorder
     logs: list[CameraLog] = []
     recorders: list[CopyRecorder] = []
     for index, url in enumerate(urls):
@@ -233,13 +267,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segment-seconds", type=int, default=10)
     parser.add_argument("--track-lag", action="store_true",
                         help="copy mode: sample each camera's lag behind real time")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=NUMBER",
+                        help="copy mode: override a constant of edge_node.copy_recorder")
+    parser.add_argument("--pyav-read-timeout", action="store_true",
+                        help="copy mode: PyAV's read timeout instead of FFmpeg's own")
     args = parser.parse_args(argv)
+    override_constants(args.set)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     _stop_on_signals_and_stdin_eof(stop)
     cpu_before = _process_cpu_s()
     if args.mode == "copy":
-        report = _record_copy(args.urls, args.out, args.segment_seconds, args.track_lag, stop)
+        cls = recorder_class(args.track_lag, args.pyav_read_timeout)
+        report = _record_copy(args.urls, args.out, args.segment_seconds, cls, stop)
     else:
         report = _record_opencv(args.urls, args.out, args.segment_seconds, stop)
     report["mode"] = args.mode
