@@ -79,10 +79,16 @@ def test_live_edge_is_caught_up_exactly_when_a_packet_waited_less_than_a_frame(
 
 
 def test_a_pause_only_lets_queue_what_the_socket_buffer_holds() -> None:
+    frame_s = 1 / 15
     # 1.5 Mbit/s with 72 kB key frames and 2 MiB to queue in: the full pause.
-    assert catch_up_pause_s(190_000, 72_000, 2 << 20) == CATCH_UP_PAUSE_S
+    assert catch_up_pause_s(190_000, 72_000, 2 << 20, frame_s) == CATCH_UP_PAUSE_S
     # 8 Mbit/s, 250 kB key frames, 400 kB of room: what the rest of the room takes.
-    assert catch_up_pause_s(1_000_000, 250_000, 400_000) == 0.15
+    assert catch_up_pause_s(1_000_000, 250_000, 400_000, frame_s) == 0.15
     # A stock box (rmem_max 208 KiB): a key frame alone could fill the half allowed.
-    assert catch_up_pause_s(1_000_000, 250_000, 106_496) == 0.0
-    assert catch_up_pause_s(0.0, 0, 2 << 20) == 0.0
+    assert catch_up_pause_s(1_000_000, 250_000, 106_496, frame_s) == 0.0
+    assert catch_up_pause_s(0.0, 0, 2 << 20, frame_s) == 0.0
+
+
+def test_no_pause_shorter_than_a_frame_interval() -> None:
+    assert catch_up_pause_s(1_000_000, 250_000, 300_000, 1 / 15) == 0.0  # 50 ms
+    assert catch_up_pause_s(190_000, 72_000, 2 << 20, 0.5) == 0.0  # a 2 fps camera
