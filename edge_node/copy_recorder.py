@@ -29,7 +29,13 @@ from edge_node.recorder_thread import (
     RecorderThread,
     RecordingRequest,
 )
-from edge_node.segments import SealedSegment, crc32c_of_file, fsync_file, write_sidecar
+from edge_node.segments import (
+    FRAGMENTED_MP4,
+    SealedSegment,
+    crc32c_of_file,
+    fsync_file,
+    write_sidecar,
+)
 from schemas.events import Codec
 from schemas.ids import new_id, utc_now
 
@@ -80,7 +86,6 @@ def _rmem_max() -> int:
 # 208 KiB buffer, 8 Mbit/s cameras (250 kB key frames) lost 74 frames a minute to
 # unbounded 0.2 s pauses, and none with this bound (which then forbids pausing).
 PAUSE_QUEUE_BYTES = min(UDP_RECEIVE_BUFFER_BYTES, _rmem_max()) // 2
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 COPYABLE: tuple[str, ...] = ("h264", "hevc")
 
 
