@@ -26,6 +26,11 @@ install -d -m 0750 -o root -g cctv /etc/cctv
 install -m 0640 -o root -g cctv "$env_file" /etc/cctv/edge.env
 install -d -m 0750 -o cctv -g cctv /var/lib/cctv
 install -m 0644 "$source_dir/edge_node/deploy/cctv-edge.service" /etc/systemd/system/cctv-edge.service
+# The recorder asks for 4 MiB socket buffers so a camera's datagrams can queue
+# while its thread sleeps between batches (bench/recording.py: 0.85 of ffmpeg's
+# CPU with them); Debian caps them at 208 KiB unless this is raised.
+printf 'net.core.rmem_max = 4194304\n' > /etc/sysctl.d/60-cctv-edge.conf
+sysctl -q -p /etc/sysctl.d/60-cctv-edge.conf
 
 systemctl daemon-reload
 systemctl enable cctv-edge.service

@@ -51,3 +51,4 @@ def test_the_install_script_is_valid_bash_and_installs_the_unit() -> None:
     assert "cctv-edge.service" in text
     assert "useradd --system" in text
     assert "0640" in text, "the env file holds the broker password"
+    assert "net.core.rmem_max = 4194304" in text, "the recorder's socket buffers"
