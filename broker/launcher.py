@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -60,12 +61,34 @@ def find_mosquitto() -> str | None:
     return None
 
 
+LOWEST_CHOSEN_PORT = 20_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free right now on ``host`` (another process may still take it before use)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+    """A TCP port free right now on ``host``, below the kernel's ephemeral range:
+    a port from that range, once released, is soon handed to the next socket
+    bound to port 0 or connecting out (a camera, a client), which then takes it
+    before the server it was chosen for starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    candidates = range(LOWEST_CHOSEN_PORT, _ephemeral_low())
+    for port in random.sample(candidates, min(100, len(candidates))):
+        with socket.socket(family) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(family) as sock:  # no room below the ephemeral range
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def project_config_path() -> Path:
